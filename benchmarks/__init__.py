@@ -1,0 +1,1 @@
+"""`python -m benchmarks`: every family's bench_<family>.py, one table, CSV and plot."""

@@ -1,0 +1,64 @@
+"""Run every benchmarks/bench_*.py on the best device present.
+
+    python -m benchmarks [--quick] [--only pam,fewbit] [--device cpu|cuda]
+
+Prints one table (ours vs each baseline, with the ratio) and writes
+benchmarks/results/<device>.csv, .md and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+import time
+
+import torch
+
+from benchmarks import harness
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small shapes, about a minute in all")
+    p.add_argument("--only", default="", help="comma-separated families (default: all)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    only = {f for f in args.only.split(",") if f}
+
+    pkg_dir = os.path.dirname(os.path.abspath(__file__))
+    families = sorted(
+        m.name[len("bench_"):] for m in pkgutil.iter_modules([pkg_dir]) if m.name.startswith("bench_")
+    )
+    cases = []
+    for fam in families:
+        if only and fam not in only:
+            continue
+        mod = importlib.import_module(f"benchmarks.bench_{fam}")
+        cases += mod.cases(device, args.quick)
+
+    rows, t0 = [], time.time()
+    for i, case in enumerate(cases, 1):
+        done = int(30 * (i - 1) / max(len(cases), 1))
+        print(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{len(cases)} {case.label:<48}", end="", file=sys.stderr, flush=True)
+        rows.append(case.run())
+    print(f"\r[{'#' * 30}] {len(cases)}/{len(cases)} done in {time.time() - t0:.0f}s{' ' * 40}", file=sys.stderr)
+
+    table = harness.format_table(rows)
+    print(table)
+    name = harness.device_name(device) + ("-quick" if args.quick else "")
+    out = harness.results_dir()
+    harness.write_csv(rows, os.path.join(out, f"{name}.csv"))
+    header = f"device: {name}, torch {torch.__version__}, threads {torch.get_num_threads()}\n\n"
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write(header + table + "\n")
+    plotted = harness.write_plot(rows, os.path.join(out, f"{name}.png"), f"pyops on {name}")
+    print(f"\nwrote {out}/{name}.csv, .md" + (", .png" if plotted else " (no matplotlib: no plot)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

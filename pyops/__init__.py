@@ -1,0 +1,10 @@
+"""pyops: fast, exact, autograd-aware PyTorch ops from five efficiency papers.
+
+Families: ``pyops.pam``, ``pyops.fewbit``, ``pyops.intops``, ``pyops.gaunt``,
+``pyops.wavehax``; modules in ``pyops.nn``.  ``python -m pyops`` reports what
+this install was built with.
+"""
+
+__version__ = "0.1.0"
+
+from pyops import _library  # noqa: F401  (loads _C before any schema is defined)

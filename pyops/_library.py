@@ -1,0 +1,114 @@
+"""The one place where pyops ops are declared and their backends chosen.
+
+Every family calls :func:`define` once per op.  Schemas live in Python so the
+reference implementation works even when the compiled extension is missing.
+Backends are picked per dispatch key, in this order:
+
+* CPU:  C++ kernel from ``pyops._C`` if it registered one, else the reference.
+* CUDA: CUDA kernel from ``pyops._C`` if built with CUDA, else the Triton
+  kernel (when triton imports and the family has one), else the reference.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Callable, Optional
+
+import torch
+
+NAMESPACE = "pyops"
+_lib = torch.library.Library(NAMESPACE, "DEF")
+
+# Loaded before any schema is defined: TORCH_LIBRARY_IMPL blocks in _C attach
+# to names the dispatcher keeps until the Python definition arrives.
+_C = None
+_C_ERROR: Optional[str] = None
+if os.environ.get("PYOPS_DISABLE_CPP", "0") == "1":
+    _C_ERROR = "disabled by PYOPS_DISABLE_CPP=1"
+else:
+    try:
+        from pyops import _C  # noqa: F401
+    except ImportError as e:  # pragma: no cover - exercised by the fallback test
+        _C_ERROR = str(e)
+if _C is None:
+    warnings.warn(
+        f"pyops: compiled kernels unavailable ({_C_ERROR}); every op runs its "
+        "pure-PyTorch reference (correct but slow).",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+# Which backend serves each op on each device, for `python -m pyops` and tests.
+BACKENDS: dict[str, dict[str, str]] = {}
+
+
+def _has_kernel(qualname: str, key: str) -> bool:
+    return torch._C._dispatch_has_kernel_for_dispatch_key(qualname, key)
+
+
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def define(
+    name: str,
+    schema: str,
+    *,
+    reference: Callable,
+    fake: Callable,
+    triton: Optional[Callable] = None,
+) -> torch._ops.OpOverloadPacket:
+    """Declare ``pyops::<name>`` and register its backends and fake impl.
+
+    ``reference`` and ``triton`` take the op's arguments and return its outputs;
+    ``triton`` is a callable that launches Triton kernels on the inputs' device.
+    Autograd is registered by the family with ``torch.library.register_autograd``.
+    """
+    qualname = f"{NAMESPACE}::{name}"
+    _lib.define(name + schema)
+    chosen = {}
+    if _has_kernel(qualname, "CPU"):
+        chosen["cpu"] = "cpp"
+    else:
+        _lib.impl(name, reference, "CPU")
+        chosen["cpu"] = "reference"
+    if _has_kernel(qualname, "CUDA"):
+        chosen["cuda"] = "cuda"
+    elif triton is not None and triton_available():
+        _lib.impl(name, triton, "CUDA")
+        chosen["cuda"] = "triton"
+    else:
+        _lib.impl(name, reference, "CUDA")
+        chosen["cuda"] = "reference"
+    torch.library.register_fake(qualname, fake, lib=_lib)
+    BACKENDS[name] = chosen
+    return getattr(torch.ops.pyops, name)
+
+
+def check(cond: bool, op: str, arg: str, msg: str, exc: type = ValueError) -> None:
+    """Raise ``exc`` with a message naming the op and the argument."""
+    if not cond:
+        raise exc(f"pyops.{op}: argument '{arg}' {msg}")
+
+
+def check_float(op: str, arg: str, t: torch.Tensor, dtypes) -> None:
+    check(isinstance(t, torch.Tensor), op, arg, f"must be a Tensor, got {type(t).__name__}", TypeError)
+    check(
+        t.dtype in dtypes,
+        op,
+        arg,
+        f"must have dtype in {[str(d).replace('torch.', '') for d in dtypes]}, got {str(t.dtype).replace('torch.', '')}",
+        TypeError,
+    )
+
+
+def check_same_device(op: str, **tensors: torch.Tensor) -> None:
+    devices = {k: v.device for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    if len(set(devices.values())) > 1:
+        desc = ", ".join(f"{k} on {d}" for k, d in devices.items())
+        raise ValueError(f"pyops.{op}: all tensors must be on one device, got {desc}")
