@@ -28,7 +28,7 @@ def rel(pattern: str) -> list[str]:
     return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, pattern)))
 
 
-cxx_flags = ["-O3", "-std=c++17", "-fopenmp"]
+cxx_flags = ["-O3", "-fopenmp"]  # torch picks the C++ standard its headers need
 if os.environ.get("PYOPS_NATIVE") == "1":
     cxx_flags.append("-march=native")
 sources = rel("csrc/cpu/*.cpp")

@@ -8,3 +8,7 @@ this install was built with.
 __version__ = "0.1.0"
 
 from pyops import _library  # noqa: F401  (loads _C before any schema is defined)
+from pyops import pam  # noqa: E402
+from pyops import nn  # noqa: E402
+
+__all__ = ["pam", "nn", "__version__"]

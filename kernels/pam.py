@@ -1,0 +1,212 @@
+"""pam Triton kernels: elementwise PAM ops and a tiled PAM matmul.
+
+Bit patterns are handled as int64 holding the unsigned 32-bit value, so every
+compare is a plain signed compare with no overflow (the same rule as
+csrc/include/pyops/pam.h, written with selects).  float32 runs natively;
+bfloat16 is widened to float32 (exact, see pyops/reference/pam.py); float64
+goes through the PyTorch reference.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from pyops.reference import pam as ref
+
+_BLOCK = 1024
+_INF = 0x7F800000
+_NAN = 0x7FC00000
+
+
+@triton.jit
+def _bits(x):
+    return x.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF
+
+
+@triton.jit
+def _value(u):
+    return u.to(tl.int32).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _saturating_sub(s, sub, sign):
+    sub = sub.to(tl.int64)  # a 32-bit scalar argument would overflow below
+    r = tl.where(s >= sub + 0x7F800000, 0x7F800000, s - sub)
+    return sign | tl.where(s < sub + 0x00800000, 0, r)
+
+
+@triton.jit
+def _mul_bits(ua, ub, bias):
+    sign = (ua ^ ub) & 0x80000000
+    ma = ua & 0x7FFFFFFF
+    mb = ub & 0x7FFFFFFF
+    zero = ((ma >> 23) == 0) | ((mb >> 23) == 0)
+    special = ((ma >> 23) == 0xFF) | ((mb >> 23) == 0xFF)
+    r = _saturating_sub(ma + mb, bias, sign)
+    r = tl.where(zero, sign, r)
+    r = tl.where(special, tl.where(zero, 0x7FC00000, sign | 0x7F800000), r)
+    return tl.where((ma > 0x7F800000) | (mb > 0x7F800000), 0x7FC00000, r)
+
+
+@triton.jit
+def _mul_kernel(a_ptr, b_ptr, o_ptr, n, bias, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    ua = _bits(tl.load(a_ptr + offs, mask=m, other=0.0))
+    ub = _bits(tl.load(b_ptr + offs, mask=m, other=0.0))
+    tl.store(o_ptr + offs, _value(_mul_bits(ua, ub, bias)), mask=m)
+
+
+@triton.jit
+def _div_kernel(a_ptr, b_ptr, o_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    ua = _bits(tl.load(a_ptr + offs, mask=m, other=0.0))
+    ub = _bits(tl.load(b_ptr + offs, mask=m, other=1.0))
+    sign = (ua ^ ub) & 0x80000000
+    ma = ua & 0x7FFFFFFF
+    mb = ub & 0x7FFFFFFF
+    ea = ma >> 23
+    eb = mb >> 23
+    r = _saturating_sub(ma + 0x3F800000, mb, sign)
+    r = tl.where(ea == 0, sign, r)
+    r = tl.where(eb == 0, tl.where(ea == 0, 0x7FC00000, sign | 0x7F800000), r)
+    r = tl.where(eb == 0xFF, sign, r)
+    r = tl.where(ea == 0xFF, tl.where(eb == 0xFF, 0x7FC00000, sign | 0x7F800000), r)
+    r = tl.where((ma > 0x7F800000) | (mb > 0x7F800000), 0x7FC00000, r)
+    tl.store(o_ptr + offs, _value(r), mask=m)
+
+
+@triton.jit
+def _exp2_kernel(x_ptr, o_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    x = tl.load(x_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    nf = tl.floor(x)
+    nf = tl.where((nf >= -126.0) & (nf <= 127.0), nf, 0.0)  # out-of-range x is decided below
+    s = _bits(1.0 + (x - nf)) + (nf.to(tl.int64) << 23)
+    s = tl.where(s < 0x00800000, 0, tl.where(s >= 0x7F800000, 0x7F800000, s))
+    out = _value(s)
+    out = tl.where(x >= 128.0, float("inf"), out)
+    out = tl.where(x < -126.0, 0.0, out)
+    tl.store(o_ptr + offs, tl.where(x != x, x, out), mask=m)
+
+
+@triton.jit
+def _log2_kernel(x_ptr, o_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    x = tl.load(x_ptr + offs, mask=m, other=1.0).to(tl.float32)
+    u = _bits(x)
+    mag = u & 0x7FFFFFFF
+    e = mag >> 23
+    one_plus_frac = _value((mag & 0x7FFFFF) | 0x3F800000)
+    out = (one_plus_frac - 1.0) + (e - 127).to(tl.float32)
+    neg = (u >> 31) != 0
+    out = tl.where(neg, float("nan"), out)
+    out = tl.where(e == 0, float("-inf"), out)
+    out = tl.where((mag == 0x7F800000) & ~neg, x, out)
+    tl.store(o_ptr + offs, tl.where(x != x, x, out), mask=m)
+
+
+@triton.jit
+def _grad_factor_kernel(a_ptr, b_ptr, o_ptr, n, bias, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    ua = _bits(tl.load(a_ptr + offs, mask=m, other=0.0))
+    ub = _bits(tl.load(b_ptr + offs, mask=m, other=0.0))
+    ea = (ua >> 23) & 0xFF
+    eb = (ub >> 23) & 0xFF
+    eo = (_mul_bits(ua, ub, bias) >> 23) & 0xFF
+    e = eo - ea + 127
+    mag = tl.where(e < 1, 0, tl.where(e >= 255, 0x7F800000, e << 23))
+    r = (ub & 0x80000000) | mag
+    r = tl.where((ea == 0) | (eb == 0) | (eo == 0) | (eo == 0xFF), 0, r)
+    r = tl.where((ea == 0xFF) | (eb == 0xFF), 0x7FC00000, r)
+    tl.store(o_ptr + offs, _value(r), mask=m)
+
+
+@triton.jit
+def _bmm_kernel(a_ptr, b_ptr, c_ptr, M, N, K, bias,
+                sab, sam, sak, sbb, sbk, sbn, scb, scm, scn,
+                BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    pid_m, pid_n, batch = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    rm = pid_m * BM + tl.arange(0, BM)
+    rn = pid_n * BN + tl.arange(0, BN)
+    rk = tl.arange(0, BK)
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        ks = k0 + rk
+        a = tl.load(a_ptr + batch * sab + rm[:, None] * sam + ks[None, :] * sak,
+                    mask=(rm[:, None] < M) & (ks[None, :] < K), other=0.0)
+        b = tl.load(b_ptr + batch * sbb + ks[:, None] * sbk + rn[None, :] * sbn,
+                    mask=(ks[:, None] < K) & (rn[None, :] < N), other=0.0)
+        # zero padding contributes +0: PAM with a zero operand is a signed zero
+        p = _mul_bits(_bits(a)[:, :, None], _bits(b)[None, :, :], bias)
+        acc += tl.sum(_value(p), axis=1)
+    tl.store(c_ptr + batch * scb + rm[:, None] * scm + rn[None, :] * scn, acc,
+             mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+def _bias(offset: float, dtype: torch.dtype) -> int:
+    return ref._bias(ref._round_offset(offset, dtype), torch.float32)
+
+
+def _binary(kernel, a, b, *extra):
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    a32 = a.to(torch.float32).expand(shape).contiguous()
+    b32 = b.to(torch.float32).expand(shape).contiguous()
+    out = torch.empty(shape, dtype=torch.float32, device=a.device)
+    n = out.numel()
+    if n:
+        kernel[(triton.cdiv(n, _BLOCK),)](a32, b32, out, n, *extra, BLOCK=_BLOCK)
+    return out.to(a.dtype)
+
+
+def _unary(kernel, x):
+    x32 = x.to(torch.float32).contiguous()
+    out = torch.empty_like(x32)
+    n = out.numel()
+    if n:
+        kernel[(triton.cdiv(n, _BLOCK),)](x32, out, n, BLOCK=_BLOCK)
+    return out.to(x.dtype)
+
+
+def mul(a, b, offset=1.0, exact_grad=False):
+    if a.dtype == torch.float64:
+        return ref.mul(a, b, offset)
+    return _binary(_mul_kernel, a, b, _bias(offset, a.dtype))
+
+
+def div(a, b):
+    if a.dtype == torch.float64:
+        return ref.div(a, b)
+    return _binary(_div_kernel, a, b)
+
+
+def mul_grad_factor(a, b, offset=1.0):
+    if a.dtype == torch.float64:
+        return ref.mul_grad_factor(a, b, offset)
+    return _binary(_grad_factor_kernel, a, b, _bias(offset, a.dtype))
+
+
+def exp2(x):
+    return ref.exp2(x) if x.dtype == torch.float64 else _unary(_exp2_kernel, x)
+
+
+def log2(x):
+    return ref.log2(x) if x.dtype == torch.float64 else _unary(_log2_kernel, x)
+
+
+def bmm(a, b, offset=1.0, exact_grad=False, BM=32, BN=32, BK=8):
+    if a.dtype == torch.float64:
+        return ref.bmm(a, b, offset)
+    a32, b32 = a.to(torch.float32), b.to(torch.float32)
+    batch, M, K = a32.shape
+    N = b32.shape[2]
+    c = torch.zeros(batch, M, N, dtype=torch.float32, device=a.device)
+    if c.numel() and K:
+        grid = (triton.cdiv(M, BM), triton.cdiv(N, BN), batch)
+        _bmm_kernel[grid](a32, b32, c, M, N, K, _bias(offset, a.dtype), *a32.stride(), *b32.stride(), *c.stride(),
+                          BM=BM, BN=BN, BK=BK)
+    return c.to(a.dtype)

@@ -1,0 +1,5 @@
+"""Drop-in nn.Modules of every family (each defined in its family module)."""
+
+from pyops.pam import PAMConv2d, PAMLinear
+
+__all__ = ["PAMLinear", "PAMConv2d"]
