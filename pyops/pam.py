@@ -49,7 +49,7 @@ def _broadcast_fake(a, b, *rest):
     return a.new_empty(torch.broadcast_shapes(a.shape, b.shape))
 
 
-def _bmm_fake(a, b, offset, exact_grad):
+def _bmm_fake(a, b, offset=1.0, exact_grad=False):
     return a.new_empty(a.shape[0], a.shape[1], b.shape[2])
 
 
@@ -67,7 +67,7 @@ _bmm = define("pam_bmm", "(Tensor a, Tensor b, float offset=1.0, bool exact_grad
               reference=ref.bmm, fake=_bmm_fake, triton=_triton("bmm"))
 _bmm_exact_grad = define(
     "pam_bmm_exact_grad", "(Tensor grad, Tensor a, Tensor b, float offset=1.0) -> (Tensor, Tensor)",
-    reference=ref.bmm_exact_grad, fake=lambda g, a, b, offset: (torch.empty_like(a), torch.empty_like(b)),
+    reference=ref.bmm_exact_grad, fake=lambda g, a, b, offset=1.0: (torch.empty_like(a), torch.empty_like(b)),
 )
 
 
@@ -134,7 +134,7 @@ def _check_offset(op: str, offset: float) -> None:
     check(0.5 < offset < 2.0 and math.isfinite(offset), op, "offset", f"must be in (0.5, 2), got {offset}")
 
 
-def _pair(op: str, a, b):
+def _pair(op: str, a, b, broadcast: bool = True):
     """Validate two operands; a Python number becomes a tensor of the other's dtype."""
     if not isinstance(b, torch.Tensor):
         check(isinstance(b, (int, float)), op, "b", f"must be a Tensor or a number, got {type(b).__name__}", TypeError)
@@ -148,6 +148,8 @@ def _pair(op: str, a, b):
     check_float(op, "b", b, DTYPES)
     check(a.dtype == b.dtype, op, "b", f"must have the dtype of 'a' ({a.dtype}), got {b.dtype}", TypeError)
     check_same_device(op, a=a, b=b)
+    if not broadcast:
+        return a, b
     try:
         torch.broadcast_shapes(a.shape, b.shape)
     except RuntimeError:
@@ -202,7 +204,7 @@ def sqrt(x: torch.Tensor, *, backward: str = "pam") -> torch.Tensor:
 def bmm(a: torch.Tensor, b: torch.Tensor, *, offset: float = 1.0, backward: str = "pam") -> torch.Tensor:
     """[B, n, k] x [B, k, m] with every product a PAM and float accumulation."""
     op = "pam.bmm"
-    a, b = _pair(op, a, b)
+    a, b = _pair(op, a, b, broadcast=False)
     check(a.dim() == 3, op, "a", f"must be 3-D [batch, n, k], got shape {tuple(a.shape)}")
     check(b.dim() == 3, op, "b", f"must be 3-D [batch, k, m], got shape {tuple(b.shape)}")
     check(a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1], op, "b",
@@ -214,7 +216,7 @@ def bmm(a: torch.Tensor, b: torch.Tensor, *, offset: float = 1.0, backward: str 
 def matmul(a: torch.Tensor, b: torch.Tensor, *, offset: float = 1.0, backward: str = "pam") -> torch.Tensor:
     """``torch.matmul`` semantics (1-D, 2-D, batched with broadcasting) with PAM products."""
     op = "pam.matmul"
-    a, b = _pair(op, a, b)
+    a, b = _pair(op, a, b, broadcast=False)
     check(a.dim() >= 1, op, "a", "must have at least one dimension")
     check(b.dim() >= 1, op, "b", "must have at least one dimension")
     _check_offset(op, offset)
@@ -223,8 +225,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, offset: float = 1.0, backward: s
     check(a2.shape[-1] == b2.shape[-2], op, "b", f"shape {tuple(b.shape)} does not multiply a's {tuple(a.shape)}")
     batch = torch.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
     n, k, m = a2.shape[-2], a2.shape[-1], b2.shape[-1]
-    a3 = a2.expand(*batch, n, k).reshape(-1, n, k)
-    b3 = b2.expand(*batch, k, m).reshape(-1, k, m)
+    a3 = a2.expand(*batch, n, k).reshape(math.prod(batch), n, k)
+    b3 = b2.expand(*batch, k, m).reshape(math.prod(batch), k, m)
     out = _bmm(a3, b3, offset, _mode(op, backward)).reshape(*batch, n, m)
     if a.dim() == 1:
         out = out.squeeze(-2)

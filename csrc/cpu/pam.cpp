@@ -194,12 +194,15 @@ void matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
       pb.exp_max = std::max(pb.exp_max, e);
     }
   if (N % kNR) pb.has_zero = true;  // padding lanes must be masked
+  const bool any_skipped_rows = M % kMR != 0;
 
   // Per element of A: safe iff every product with a nonzero b stays normal.
   // Magnitude sums lie in [(ea + eb) << 23, (ea + eb + 2) << 23).
-  std::vector<int32_t> a_add(M * K), a_mask(M * K);
+  // Rows padded to a multiple of kMR (mask 0) so a short last tile reads valid memory.
+  const int64_t M_padded = (M + kMR - 1) / kMR * kMR;
+  std::vector<int32_t> a_add(M_padded * K, 0), a_mask(M_padded * K, 0);
   std::vector<std::vector<int64_t>> unsafe(M);
-  bool any_skipped = false;
+  bool any_skipped = any_skipped_rows;
   for (int64_t i = 0; i < M; ++i)
     for (int64_t k = 0; k < K; ++k) {
       const uint32_t u = f32_bits(A[i * K + k]);
@@ -223,16 +226,14 @@ void matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
       const int32_t* pmask = pb.mask.data() + p * K * kNR;
       for (int64_t i0 = rb * kRowBlock; i0 < std::min(M, (rb + 1) * kRowBlock); i0 += kMR) {
         const int rows = (int)std::min<int64_t>(kMR, M - i0);
-        // A short last tile reads row i0 kMR times (lda 0); extra rows are discarded.
-        const int64_t lda = rows == kMR ? K : 0;
         const int32_t* aa = a_add.data() + i0 * K;
         const int32_t* am = a_mask.data() + i0 * K;
         if (pb.has_zero) {
-          if (any_skipped) micro_kernel<true, true>(K, aa, am, lda, panel, pmask, tile, kNR, rows);
-          else micro_kernel<true, false>(K, aa, am, lda, panel, pmask, tile, kNR, rows);
+          if (any_skipped) micro_kernel<true, true>(K, aa, am, K, panel, pmask, tile, kNR, rows);
+          else micro_kernel<true, false>(K, aa, am, K, panel, pmask, tile, kNR, rows);
         } else {
-          if (any_skipped) micro_kernel<false, true>(K, aa, am, lda, panel, pmask, tile, kNR, rows);
-          else micro_kernel<false, false>(K, aa, am, lda, panel, pmask, tile, kNR, rows);
+          if (any_skipped) micro_kernel<false, true>(K, aa, am, K, panel, pmask, tile, kNR, rows);
+          else micro_kernel<false, false>(K, aa, am, K, panel, pmask, tile, kNR, rows);
         }
         for (int r = 0; r < rows; ++r) std::copy(tile + r * kNR, tile + r * kNR + cols, C + (i0 + r) * N + j0);
       }

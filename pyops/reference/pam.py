@@ -118,7 +118,7 @@ def exp2(x: torch.Tensor) -> torch.Tensor:
     n = torch.floor(x)
     frac_bits, _ = _bits(1 + (x - n))
     safe_n = torch.where(torch.isfinite(n), n, torch.zeros_like(n)).clamp(-max_exp, max_exp).to(torch.int64)
-    mag = _saturating(frac_bits, safe_n << mant, ct)
+    mag = _saturating(safe_n << mant, frac_bits, ct)  # this order cannot overflow int64
     out = _from_bits(mag, torch.zeros_like(mag, dtype=torch.bool), ct)
     out = torch.where(x >= max_exp + 1, torch.full_like(out, float("inf")), out)
     out = torch.where(x < -max_exp + 1, torch.zeros_like(out), out)
