@@ -40,7 +40,8 @@ if want_cuda():
         sources,
         include_dirs=include_dirs,
         define_macros=[("PYOPS_WITH_CUDA", "1")],
-        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17", "--use_fast_math"]},
+        # no --use_fast_math: it flushes denormals and the kernels must stay bit-exact
+        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
         extra_link_args=["-fopenmp"],
     )
 else:

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "pam_args.h"
 #include "pyops/pam.h"
 
 namespace pyops {
@@ -18,29 +19,7 @@ using at::Tensor;
 
 constexpr int64_t kGrain = 1 << 15;
 
-void check_dtype(const char* op, const char* arg, const Tensor& t) {
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble || t.scalar_type() == at::kBFloat16,
-              "pyops.", op, ": argument '", arg, "' must be float32, float64 or bfloat16, got ", t.scalar_type());
-}
-
-void check_pair(const char* op, const Tensor& a, const Tensor& b) {
-  check_dtype(op, "a", a);
-  check_dtype(op, "b", b);
-  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "pyops.", op, ": arguments 'a' and 'b' must share a dtype, got ",
-              a.scalar_type(), " and ", b.scalar_type());
-}
-
-// bfloat16 runs the float32 kernels: bf16 values widen exactly, and with a
-// bf16-rounded offset every PAM/PAD result has zero low 16 bits, so narrowing
-// back is exact.  exp2/log2 round their fp32 result to bf16.
-at::ScalarType compute_type(const Tensor& t) {
-  return t.scalar_type() == at::kBFloat16 ? at::kFloat : t.scalar_type();
-}
-
-double bf16_offset(double offset, const Tensor& t) {
-  if (t.scalar_type() != at::kBFloat16) return offset;
-  return at::BFloat16((float)offset);
-}
+using namespace pam_args;
 
 // ---------------------------------------------------------------- elementwise
 __attribute__((target_clones("avx512f", "avx2", "default"))) void mul_f32(const float* a, const float* b, float* o,
@@ -82,12 +61,9 @@ void grad_factor_any(const T* a, const T* b, T* o, int64_t n, double offset) {
 template <typename Fn>
 Tensor binary(const char* op, const Tensor& a_, const Tensor& b_, Fn fn) {
   check_pair(op, a_, b_);
-  const auto shape = at::infer_size(a_.sizes(), b_.sizes());
-  const auto ct = compute_type(a_);
-  const Tensor a = a_.to(ct).expand(shape).contiguous();
-  const Tensor b = b_.to(ct).expand(shape).contiguous();
-  Tensor out = at::empty(shape, a.options());
-  AT_DISPATCH_FLOATING_TYPES(ct, "pam", [&] {
+  const auto [a, b] = broadcast_pair(a_, b_);
+  Tensor out = at::empty_like(a);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "pam", [&] {
     const scalar_t* pa = a.const_data_ptr<scalar_t>();
     const scalar_t* pb = b.const_data_ptr<scalar_t>();
     scalar_t* po = out.mutable_data_ptr<scalar_t>();
@@ -99,7 +75,7 @@ Tensor binary(const char* op, const Tensor& a_, const Tensor& b_, Fn fn) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b, double offset, bool /*exact_grad: autograd only*/) {
-  offset = bf16_offset(offset, a);
+  offset = offset_for(offset, a);
   return binary("pam_mul", a, b, [&](auto pa, auto pb, auto po, int64_t n) { mul_any(pa, pb, po, n, offset); });
 }
 
@@ -108,7 +84,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul_grad_factor(const Tensor& a, const Tensor& b, double offset) {
-  offset = bf16_offset(offset, a);
+  offset = offset_for(offset, a);
   return binary("pam_mul_grad_factor", a, b,
                 [&](auto pa, auto pb, auto po, int64_t n) { grad_factor_any(pa, pb, po, n, offset); });
 }
@@ -140,7 +116,7 @@ Tensor log2(const Tensor& x) { return unary<true>("pam_log2", x); }
 // safe against the exponent range of B.  Unsafe elements of A (rare: huge or
 // tiny magnitudes) are applied afterwards with the exact scalar PAM.
 constexpr int kNR = 16;  // columns per panel: one AVX-512 vector, two AVX2
-constexpr int kMR = 4;   // rows per micro-tile, sharing each loaded B vector
+constexpr int kMR = 8;   // rows per micro-tile: 8 independent accumulators hide the add latency
 constexpr int64_t kRowBlock = 64;
 typedef int32_t vint __attribute__((vector_size(kNR * 4)));
 typedef float vfloat __attribute__((vector_size(kNR * 4)));
@@ -151,72 +127,93 @@ struct PackedB {
   bool has_zero = false;
 };
 
-// Micro-kernel: C[kMR rows][kNR] = sum_k PAM(a[r][k], panel[k]).  a_add holds
-// A - bias, a_mask zeroes the lanes of skipped A elements (zero or unsafe).
+// Micro-kernel: C[kMR rows][kNR] = sum_k PAM(a[k][r], panel[k]).  A is packed
+// [k][kMR] as A - bias; a_mask zeroes the lanes of skipped A elements (zero or
+// unsafe).  The masks are template switches: data without zeros pays for neither.
 template <bool kMaskB, bool kMaskA>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void micro_kernel(
-    int64_t K, const int32_t* a_add, const int32_t* a_mask, int64_t lda, const int32_t* panel,
-    const int32_t* panel_mask, float* c, int64_t ldc, int rows) {
+    int64_t K, const int32_t* a_add, const int32_t* a_mask, const int32_t* panel, const int32_t* panel_mask,
+    float* c) {
   vfloat acc[kMR] = {};
   for (int64_t k = 0; k < K; ++k) {
     vint b, m;
     __builtin_memcpy(&b, panel + k * kNR, sizeof b);
     if (kMaskB) __builtin_memcpy(&m, panel_mask + k * kNR, sizeof m);
     for (int r = 0; r < kMR; ++r) {
-      vint p = b + a_add[r * lda + k];
+      vint p = b + a_add[k * kMR + r];
       if (kMaskB) p &= m;
-      if (kMaskA) p &= a_mask[r * lda + k];
+      if (kMaskA) p &= a_mask[k * kMR + r];
       vfloat f;
       __builtin_memcpy(&f, &p, sizeof f);
       acc[r] += f;
     }
   }
-  for (int r = 0; r < rows; ++r) __builtin_memcpy(c + r * ldc, &acc[r], sizeof(vfloat));
+  __builtin_memcpy(c, acc, sizeof acc);
 }
 
-void matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_t K, int64_t N, uint32_t bias) {
+// Returns false, computing nothing, when an operand holds inf or NaN.
+bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_t K, int64_t N, uint32_t bias) {
   const int64_t panels = (N + kNR - 1) / kNR;
   PackedB pb;
   pb.bits.assign(panels * K * kNR, 0);
   pb.mask.assign(panels * K * kNR, 0);
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t j = 0; j < N; ++j) {
-      const uint32_t u = f32_bits(B[k * N + j]);
-      const uint32_t e = (u >> 23) & 0xFF;
-      const int64_t at = ((j / kNR) * K + k) * kNR + j % kNR;
-      pb.bits[at] = (int32_t)u;
-      if (e == 0) {
-        pb.has_zero = true;
-        continue;
-      }
-      pb.mask[at] = -1;
-      pb.exp_min = std::min(pb.exp_min, e);
-      pb.exp_max = std::max(pb.exp_max, e);
-    }
+  // Packing runs in parallel over panels; each panel keeps its own exponent range.
+  std::vector<uint32_t> pmin(panels, 255), pmax(panels, 0);
+  std::vector<char> pzero(panels, 0), pspecial(panels, 0);
+  at::parallel_for(0, panels, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t p = lo; p < hi; ++p)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = p * kNR; j < std::min(N, (p + 1) * kNR); ++j) {
+          const uint32_t u = f32_bits(B[k * N + j]);
+          const uint32_t e = (u >> 23) & 0xFF;
+          const int64_t at = (p * K + k) * kNR + j % kNR;
+          pb.bits[at] = (int32_t)u;
+          pspecial[p] |= e == 0xFF;
+          if (e == 0) {
+            pzero[p] = 1;
+            continue;
+          }
+          pb.mask[at] = -1;
+          pmin[p] = std::min(pmin[p], e);
+          pmax[p] = std::max(pmax[p], e);
+        }
+  });
+  for (int64_t p = 0; p < panels; ++p) {
+    pb.exp_min = std::min(pb.exp_min, pmin[p]);
+    pb.exp_max = std::max(pb.exp_max, pmax[p]);
+    pb.has_zero |= pzero[p] != 0;
+    if (pspecial[p]) return false;
+  }
   if (N % kNR) pb.has_zero = true;  // padding lanes must be masked
-  const bool any_skipped_rows = M % kMR != 0;
 
   // Per element of A: safe iff every product with a nonzero b stays normal.
-  // Magnitude sums lie in [(ea + eb) << 23, (ea + eb + 2) << 23).
-  // Rows padded to a multiple of kMR (mask 0) so a short last tile reads valid memory.
-  const int64_t M_padded = (M + kMR - 1) / kMR * kMR;
-  std::vector<int32_t> a_add(M_padded * K, 0), a_mask(M_padded * K, 0);
+  // Magnitude sums lie in [(ea + eb) << 23, (ea + eb + 2) << 23).  A is packed
+  // in tiles [M / kMR][K][kMR]; rows past M stay masked.
+  const int64_t tiles = (M + kMR - 1) / kMR;
+  std::vector<int32_t> a_add(tiles * K * kMR, 0), a_mask(tiles * K * kMR, 0);
   std::vector<std::vector<int64_t>> unsafe(M);
-  bool any_skipped = any_skipped_rows;
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t k = 0; k < K; ++k) {
-      const uint32_t u = f32_bits(A[i * K + k]);
-      const uint64_t e = (u >> 23) & 0xFF;
-      a_add[i * K + k] = (int32_t)(u - bias);
-      const bool zero = e == 0 || pb.exp_max == 0;
-      const bool safe = ((e + pb.exp_min) << 23) >= (uint64_t)bias + (1u << 23) &&
-                        ((e + pb.exp_max + 2) << 23) <= (uint64_t)bias + 0x7F800000u;
-      a_mask[i * K + k] = (!zero && safe) ? -1 : 0;
-      if (!zero && !safe) unsafe[i].push_back(k);
-      any_skipped |= zero || !safe;
-    }
+  std::vector<char> row_skips(M, 0), row_special(M, 0);
+  at::parallel_for(0, M, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i)
+      for (int64_t k = 0; k < K; ++k) {
+        const uint32_t u = f32_bits(A[i * K + k]);
+        const uint64_t e = (u >> 23) & 0xFF;
+        row_special[i] |= e == 0xFF;
+        const int64_t at = ((i / kMR) * K + k) * kMR + i % kMR;
+        a_add[at] = (int32_t)(u - bias);
+        const bool zero = e == 0 || pb.exp_max == 0;
+        const bool safe = ((e + pb.exp_min) << 23) >= (uint64_t)bias + (1u << 23) &&
+                          ((e + pb.exp_max + 2) << 23) <= (uint64_t)bias + 0x7F800000u;
+        a_mask[at] = (!zero && safe) ? -1 : 0;
+        if (!zero && !safe) unsafe[i].push_back(k);
+        row_skips[i] |= zero || !safe;
+      }
+  });
+  if (std::any_of(row_special.begin(), row_special.end(), [](char c) { return c; })) return false;
+  const bool any_skipped = M % kMR != 0 || std::any_of(row_skips.begin(), row_skips.end(), [](char c) { return c; });
 
-  const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
+  const int64_t tiles_per_block = kRowBlock / kMR;
+  const int64_t row_blocks = (tiles + tiles_per_block - 1) / tiles_per_block;
   at::parallel_for(0, row_blocks * panels, 1, [&](int64_t lo, int64_t hi) {
     float tile[kMR * kNR];
     for (int64_t t = lo; t < hi; ++t) {
@@ -224,18 +221,19 @@ void matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
       const int64_t j0 = p * kNR, cols = std::min<int64_t>(kNR, N - j0);
       const int32_t* panel = pb.bits.data() + p * K * kNR;
       const int32_t* pmask = pb.mask.data() + p * K * kNR;
-      for (int64_t i0 = rb * kRowBlock; i0 < std::min(M, (rb + 1) * kRowBlock); i0 += kMR) {
-        const int rows = (int)std::min<int64_t>(kMR, M - i0);
-        const int32_t* aa = a_add.data() + i0 * K;
-        const int32_t* am = a_mask.data() + i0 * K;
+      for (int64_t ti = rb * tiles_per_block; ti < std::min(tiles, (rb + 1) * tiles_per_block); ++ti) {
+        const int32_t* aa = a_add.data() + ti * K * kMR;
+        const int32_t* am = a_mask.data() + ti * K * kMR;
         if (pb.has_zero) {
-          if (any_skipped) micro_kernel<true, true>(K, aa, am, K, panel, pmask, tile, kNR, rows);
-          else micro_kernel<true, false>(K, aa, am, K, panel, pmask, tile, kNR, rows);
+          if (any_skipped) micro_kernel<true, true>(K, aa, am, panel, pmask, tile);
+          else micro_kernel<true, false>(K, aa, am, panel, pmask, tile);
         } else {
-          if (any_skipped) micro_kernel<false, true>(K, aa, am, K, panel, pmask, tile, kNR, rows);
-          else micro_kernel<false, false>(K, aa, am, K, panel, pmask, tile, kNR, rows);
+          if (any_skipped) micro_kernel<false, true>(K, aa, am, panel, pmask, tile);
+          else micro_kernel<false, false>(K, aa, am, panel, pmask, tile);
         }
-        for (int r = 0; r < rows; ++r) std::copy(tile + r * kNR, tile + r * kNR + cols, C + (i0 + r) * N + j0);
+        const int64_t i0 = ti * kMR;
+        for (int r = 0; r < std::min<int64_t>(kMR, M - i0); ++r)
+          std::copy(tile + r * kNR, tile + r * kNR + cols, C + (i0 + r) * N + j0);
       }
     }
   });
@@ -244,6 +242,7 @@ void matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
       for (int64_t k : unsafe[i])
         for (int64_t j = 0; j < N; ++j) C[i * N + j] += pam::mul<float>(A[i * K + k], B[k * N + j], bias);
   });
+  return true;
 }
 
 // Any dtype and any values (inf/NaN included): the exact scalar PAM, in the
@@ -262,43 +261,29 @@ void matmul_generic(const T* A, const T* B, T* C, int64_t M, int64_t K, int64_t 
   });
 }
 
-void matmul_slice(const float* A, const float* B, float* C, int64_t M, int64_t K, int64_t N, uint32_t bias,
-                  bool fast) {
-  if (fast) matmul_f32_fast(A, B, C, M, K, N, bias);
-  else matmul_generic<float>(A, B, C, M, K, N, bias);
+void matmul_slice(const float* A, const float* B, float* C, int64_t M, int64_t K, int64_t N, uint32_t bias) {
+  if (!matmul_f32_fast(A, B, C, M, K, N, bias)) matmul_generic<float>(A, B, C, M, K, N, bias);
 }
 
-void matmul_slice(const double* A, const double* B, double* C, int64_t M, int64_t K, int64_t N, uint64_t bias,
-                  bool /*fast: float32 only*/) {
+void matmul_slice(const double* A, const double* B, double* C, int64_t M, int64_t K, int64_t N, uint64_t bias) {
   matmul_generic<double>(A, B, C, M, K, N, bias);
-}
-
-bool all_finite(const Tensor& t) { return t.numel() == 0 || t.isfinite().all().item<bool>(); }
-
-void check_bmm(const char* op, const Tensor& a, const Tensor& b) {
-  check_pair(op, a, b);
-  TORCH_CHECK(a.dim() == 3 && b.dim() == 3, "pyops.", op, ": arguments 'a' and 'b' must be 3-D [batch, n, k] and ",
-              "[batch, k, m], got ", a.sizes(), " and ", b.sizes());
-  TORCH_CHECK(a.size(0) == b.size(0) && a.size(2) == b.size(1), "pyops.", op, ": shapes ", a.sizes(), " and ",
-              b.sizes(), " do not multiply");
 }
 
 Tensor bmm(const Tensor& a_, const Tensor& b_, double offset, bool /*exact_grad: autograd only*/) {
   check_bmm("pam_bmm", a_, b_);
-  offset = bf16_offset(offset, a_);
+  offset = offset_for(offset, a_);
   const auto ct = compute_type(a_);
   const Tensor a = a_.to(ct).contiguous(), b = b_.to(ct).contiguous();
   const int64_t batch = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
   Tensor out = at::zeros({batch, M, N}, a.options());
   if (out.numel() == 0 || K == 0) return out.to(a_.scalar_type());
-  const bool fast = ct == at::kFloat && all_finite(a) && all_finite(b);
   AT_DISPATCH_FLOATING_TYPES(ct, "pam_bmm", [&] {
     const auto bias = pam::bias<scalar_t>((scalar_t)offset);
     for (int64_t s = 0; s < batch; ++s) {
       const scalar_t* pa = a.const_data_ptr<scalar_t>() + s * M * K;
       const scalar_t* pb = b.const_data_ptr<scalar_t>() + s * K * N;
       scalar_t* po = out.mutable_data_ptr<scalar_t>() + s * M * N;
-      matmul_slice(pa, pb, po, M, K, N, bias, fast);
+      matmul_slice(pa, pb, po, M, K, N, bias);
     }
   });
   return out.to(a_.scalar_type());
@@ -309,13 +294,11 @@ Tensor bmm(const Tensor& a_, const Tensor& b_, double offset, bool /*exact_grad:
 // each factor a power of two applied by an exact PAM (no multiply).
 std::tuple<Tensor, Tensor> bmm_exact_grad(const Tensor& g_, const Tensor& a_, const Tensor& b_, double offset) {
   check_bmm("pam_bmm_exact_grad", a_, b_);
-  offset = bf16_offset(offset, a_);
+  offset = offset_for(offset, a_);
   const auto ct = compute_type(a_);
   const Tensor g = g_.to(ct).contiguous(), a = a_.to(ct).contiguous(), b = b_.to(ct).contiguous();
   const int64_t batch = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
-  TORCH_CHECK(g.dim() == 3 && g.size(0) == batch && g.size(1) == M && g.size(2) == N,
-              "pyops.pam_bmm_exact_grad: argument 'grad' must have shape [", batch, ", ", M, ", ", N, "], got ",
-              g.sizes());
+  check_grad("pam_bmm_exact_grad", g, a, b);
   Tensor ga = at::zeros_like(a), gb = at::zeros_like(b);
   AT_DISPATCH_FLOATING_TYPES(ct, "pam_bmm_exact_grad", [&] {
     using T = scalar_t;
