@@ -1,6 +1,8 @@
 // TORCH_LIBRARY_IMPL(pyops, CUDA) for pam: argument checks and dtype plumbing
 // shared with the CPU (csrc/cpu/pam_args.h), kernels in csrc/cuda/pam.cu.
-#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -23,7 +25,7 @@ Tensor binary(const char* op, k::Binary kind, const Tensor& a_, const Tensor& b_
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "pam", [&] {
     k::binary<scalar_t>(kind, a.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
                         out.mutable_data_ptr<scalar_t>(), out.numel(), (scalar_t)offset,
-                        at::cuda::getCurrentCUDAStream());
+                        c10::cuda::getCurrentCUDAStream());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out.to(a_.scalar_type());
@@ -44,7 +46,7 @@ Tensor unary(const char* op, k::Unary kind, const Tensor& x_) {
   Tensor out = at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "pam", [&] {
     k::unary<scalar_t>(kind, x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), x.numel(),
-                       at::cuda::getCurrentCUDAStream());
+                       c10::cuda::getCurrentCUDAStream());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out.to(x_.scalar_type());
@@ -62,7 +64,7 @@ Tensor bmm(const Tensor& a_, const Tensor& b_, double offset, bool /*exact_grad:
   offset = offset_for(offset, a_);
   AT_DISPATCH_FLOATING_TYPES(ct, "pam_bmm", [&] {
     k::bmm<scalar_t>(a.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
-                     a.size(0), a.size(1), a.size(2), b.size(2), (scalar_t)offset, at::cuda::getCurrentCUDAStream());
+                     a.size(0), a.size(1), a.size(2), b.size(2), (scalar_t)offset, c10::cuda::getCurrentCUDAStream());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out.to(a_.scalar_type());
@@ -80,7 +82,7 @@ std::tuple<Tensor, Tensor> bmm_exact_grad(const Tensor& g_, const Tensor& a_, co
     k::bmm_exact_grad<scalar_t>(g.const_data_ptr<scalar_t>(), a.const_data_ptr<scalar_t>(),
                                 b.const_data_ptr<scalar_t>(), ga.mutable_data_ptr<scalar_t>(),
                                 gb.mutable_data_ptr<scalar_t>(), a.size(0), a.size(1), a.size(2), b.size(2),
-                                (scalar_t)offset, at::cuda::getCurrentCUDAStream());
+                                (scalar_t)offset, c10::cuda::getCurrentCUDAStream());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {ga.to(a_.scalar_type()), gb.to(b_.scalar_type())};
