@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "pam_args.h"
@@ -122,7 +123,9 @@ typedef int32_t vint __attribute__((vector_size(kNR * 4)));
 typedef float vfloat __attribute__((vector_size(kNR * 4)));
 
 struct PackedB {
-  std::vector<int32_t> bits, mask;  // [panel][k][kNR]
+  // [panel][k][kNR]; left uninitialised here and written in full (padding
+  // included) by the parallel packing loop, which keeps the zero-fill off one core.
+  std::unique_ptr<int32_t[]> bits, mask;
   uint32_t exp_min = 255, exp_max = 0;
   bool has_zero = false;
 };
@@ -155,19 +158,20 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void micro_kernel(
 bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_t K, int64_t N, uint32_t bias) {
   const int64_t panels = (N + kNR - 1) / kNR;
   PackedB pb;
-  pb.bits.assign(panels * K * kNR, 0);
-  pb.mask.assign(panels * K * kNR, 0);
+  pb.bits.reset(new int32_t[panels * K * kNR]);
+  pb.mask.reset(new int32_t[panels * K * kNR]);
   // Packing runs in parallel over panels; each panel keeps its own exponent range.
   std::vector<uint32_t> pmin(panels, 255), pmax(panels, 0);
   std::vector<char> pzero(panels, 0), pspecial(panels, 0);
   at::parallel_for(0, panels, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p)
       for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = p * kNR; j < std::min(N, (p + 1) * kNR); ++j) {
-          const uint32_t u = f32_bits(B[k * N + j]);
+        for (int64_t j = p * kNR; j < (p + 1) * kNR; ++j) {
+          const uint32_t u = j < N ? f32_bits(B[k * N + j]) : 0u;  // padding lanes: zero, masked
           const uint32_t e = (u >> 23) & 0xFF;
           const int64_t at = (p * K + k) * kNR + j % kNR;
           pb.bits[at] = (int32_t)u;
+          pb.mask[at] = 0;
           pspecial[p] |= e == 0xFF;
           if (e == 0) {
             pzero[p] = 1;
@@ -184,18 +188,21 @@ bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
     pb.has_zero |= pzero[p] != 0;
     if (pspecial[p]) return false;
   }
-  if (N % kNR) pb.has_zero = true;  // padding lanes must be masked
 
   // Per element of A: safe iff every product with a nonzero b stays normal.
   // Magnitude sums lie in [(ea + eb) << 23, (ea + eb + 2) << 23).  A is packed
   // in tiles [M / kMR][K][kMR]; rows past M stay masked.
   const int64_t tiles = (M + kMR - 1) / kMR;
-  std::vector<int32_t> a_add(tiles * K * kMR, 0), a_mask(tiles * K * kMR, 0);
+  std::unique_ptr<int32_t[]> a_add(new int32_t[tiles * K * kMR]), a_mask(new int32_t[tiles * K * kMR]);
   std::vector<std::vector<int64_t>> unsafe(M);
-  std::vector<char> row_skips(M, 0), row_special(M, 0);
-  at::parallel_for(0, M, 16, [&](int64_t lo, int64_t hi) {
+  std::vector<char> row_skips(M, 0), row_special(M, 0);  // per row: no shared writes across threads
+  at::parallel_for(0, tiles * kMR, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i)
       for (int64_t k = 0; k < K; ++k) {
+        if (i >= M) {  // padding rows of the last tile: masked
+          a_add[((i / kMR) * K + k) * kMR + i % kMR] = a_mask[((i / kMR) * K + k) * kMR + i % kMR] = 0;
+          continue;
+        }
         const uint32_t u = f32_bits(A[i * K + k]);
         const uint64_t e = (u >> 23) & 0xFF;
         row_special[i] |= e == 0xFF;
@@ -219,11 +226,11 @@ bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t rb = t / panels, p = t % panels;
       const int64_t j0 = p * kNR, cols = std::min<int64_t>(kNR, N - j0);
-      const int32_t* panel = pb.bits.data() + p * K * kNR;
-      const int32_t* pmask = pb.mask.data() + p * K * kNR;
+      const int32_t* panel = pb.bits.get() + p * K * kNR;
+      const int32_t* pmask = pb.mask.get() + p * K * kNR;
       for (int64_t ti = rb * tiles_per_block; ti < std::min(tiles, (rb + 1) * tiles_per_block); ++ti) {
-        const int32_t* aa = a_add.data() + ti * K * kMR;
-        const int32_t* am = a_mask.data() + ti * K * kMR;
+        const int32_t* aa = a_add.get() + ti * K * kMR;
+        const int32_t* am = a_mask.get() + ti * K * kMR;
         if (pb.has_zero) {
           if (any_skipped) micro_kernel<true, true>(K, aa, am, panel, pmask, tile);
           else micro_kernel<true, false>(K, aa, am, panel, pmask, tile);
