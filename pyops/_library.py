@@ -96,6 +96,11 @@ def check(cond: bool, op: str, arg: str, msg: str, exc: type = ValueError) -> No
         raise exc(f"pyops.{op}: argument '{arg}' {msg}")
 
 
+def eager() -> bool:
+    """False while torch.compile traces: data-dependent input checks run eagerly only."""
+    return not torch.compiler.is_compiling()
+
+
 def check_float(op: str, arg: str, t: torch.Tensor, dtypes) -> None:
     check(isinstance(t, torch.Tensor), op, arg, f"must be a Tensor, got {type(t).__name__}", TypeError)
     check(

@@ -1,0 +1,254 @@
+// intops CPU kernels: real integer softmax / GELU / LayerNorm / requantize.
+// One row per task for the row-wise ops (the row stays in L1 across passes).
+// Functions of one bounded integer (exp of x - rowmax for 8/16-bit inputs,
+// GELU of an 8/16-bit input) are tabulated once per call: a table lookup is
+// bit-identical to evaluating the scalar function and avoids int64 divisions.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "pyops/intops.h"
+
+namespace pyops {
+namespace {
+
+namespace io = pyops::intops;
+using at::Tensor;
+
+constexpr int64_t kMaxTable = 1 << 16;
+
+void check_int(const char* op, const char* arg, const Tensor& t) {
+  TORCH_CHECK(t.scalar_type() == at::kChar || t.scalar_type() == at::kShort || t.scalar_type() == at::kInt,
+              "pyops.", op, ": argument '", arg, "' must be int8, int16 or int32, got ", t.scalar_type());
+}
+
+void check_rows(const char* op, const Tensor& x) {
+  TORCH_CHECK(x.dim() >= 1, "pyops.", op, ": argument 'x' must have at least one dimension");
+}
+
+// Span of x - rowmax for the input dtype (0 .. 2^bits - 1), or 0 if too wide to tabulate.
+int64_t table_span(const Tensor& x) {
+  const int64_t span = x.scalar_type() == at::kChar ? 256 : (x.scalar_type() == at::kShort ? 65536 : 0);
+  return span <= kMaxTable ? span : 0;
+}
+
+// Apply `row_fn(in_row, out_row, n)` to every row of the last dim, in parallel.
+template <typename In, typename Out, typename RowFn>
+void for_rows(const Tensor& x, Tensor& out, RowFn row_fn) {
+  const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
+  const In* px = x.const_data_ptr<In>();
+  Out* po = out.mutable_data_ptr<Out>();
+  at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) row_fn(px + r * n, po + r * n, n);
+  });
+}
+
+#define PYOPS_DISPATCH_INT(TYPE, NAME, ...)            \
+  AT_DISPATCH_SWITCH(TYPE, NAME,                         \
+                     AT_DISPATCH_CASE(at::kChar, __VA_ARGS__) \
+                     AT_DISPATCH_CASE(at::kShort, __VA_ARGS__) \
+                     AT_DISPATCH_CASE(at::kInt, __VA_ARGS__))
+
+// ------------------------------------------------------------------- softmax
+Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t output_bits, c10::string_view method) {
+  check_int("intops_softmax", "x", x_);
+  check_rows("intops_softmax", x_);
+  const bool ibert = method == "ibert";
+  TORCH_CHECK(ibert || method == "shiftmax", "pyops.intops_softmax: argument 'method' must be 'ibert' or ",
+              "'shiftmax', got '", method, "'");
+  TORCH_CHECK(x0 < 0 && (!ibert || (c > 0 && c < (int64_t(1) << 32))),
+              "pyops.intops_softmax: constants out of range (x0 < 0, 0 < c < 2^32): the scale is out of range");
+  const Tensor x = x_.contiguous();
+  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
+  // e(d) for d = rowmax - x >= 0: I-BERT's 16-bit requantised exp, or the shift-exp.
+  auto e_of = [&](int64_t d) { return ibert ? io::ibert_exp16(-d, x0, b, c) : io::shift_exp(-d, x0, 15); };
+  std::vector<int64_t> table(table_span(x));
+  for (int64_t d = 0; d < (int64_t)table.size(); ++d) table[d] = e_of(d);
+  const int out_shift = 32 - (int)output_bits;
+  PYOPS_DISPATCH_INT(x.scalar_type(), "intops_softmax", [&] {
+    for_rows<scalar_t, int32_t>(x, out, [&](const scalar_t* in, int32_t* o, int64_t n) {
+      std::vector<int64_t> e(n);
+      int64_t mx = in[0];
+      for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
+      int64_t sum = 0;
+      if (!table.empty()) {
+        for (int64_t i = 0; i < n; ++i) sum += e[i] = table[mx - in[i]];
+      } else {
+        for (int64_t i = 0; i < n; ++i) sum += e[i] = e_of(mx - in[i]);
+      }
+      // ibert: sum >= 2^15 - 1 (the row max's e16) so the factor fits 32 bits.
+      // shiftmax: the sum is clamped to 2^31 - 1 like I-ViT's.
+      const int64_t factor = ibert ? (int64_t(1) << 32) / sum
+                                   : (int64_t(2147483647)) / (sum < 2147483647 ? sum : 2147483647);
+      for (int64_t i = 0; i < n; ++i) o[i] = (int32_t)((e[i] * factor) >> out_shift);
+    });
+  });
+  return out;
+}
+
+// I-BERT i-exp, elementwise (x <= 0 expected: x - rowmax).
+Tensor exp(const Tensor& x_, int64_t x0, int64_t b, int64_t c) {
+  check_int("intops_exp", "x", x_);
+  TORCH_CHECK(x0 < 0 && c > 0 && c < (int64_t(1) << 32),
+              "pyops.intops_exp: constants out of range (x0 < 0, 0 < c < 2^32): the scale is out of range");
+  const Tensor x = x_.contiguous();
+  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
+  PYOPS_DISPATCH_INT(x.scalar_type(), "intops_exp", [&] {
+    const scalar_t* px = x.const_data_ptr<scalar_t>();
+    int64_t* po = out.mutable_data_ptr<int64_t>();
+    at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) po[i] = io::ibert_exp(px[i], x0, b, c);
+    });
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------- GELU
+// I-BERT GELU with per-channel constants b, c, one (int64, [C] or [1]).
+Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& one_) {
+  check_int("intops_gelu", "x", x_);
+  check_rows("intops_gelu", x_);
+  const int64_t channels = x_.size(-1);
+  for (const auto* t : {&b_, &c_, &one_})
+    TORCH_CHECK(t->scalar_type() == at::kLong && t->dim() == 1 && (t->size(0) == channels || t->size(0) == 1),
+                "pyops.intops_gelu: constants must be int64 of shape [", channels, "] or [1], got ", t->sizes());
+  const Tensor x = x_.contiguous();
+  const Tensor b = b_.expand({channels}).contiguous(), c = c_.expand({channels}).contiguous(),
+               one = one_.expand({channels}).contiguous();
+  const int64_t *pb = b.const_data_ptr<int64_t>(), *pc = c.const_data_ptr<int64_t>(),
+                *pone = one.const_data_ptr<int64_t>();
+  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
+  // One scale for every channel and a narrow input: tabulate over input values.
+  const int64_t span = b_.size(0) == 1 ? table_span(x) : 0;
+  std::vector<int64_t> table(span);
+  for (int64_t v = 0; v < span; ++v) table[v] = io::ibert_gelu(v - span / 2, pb[0], pc[0], pone[0]);
+  PYOPS_DISPATCH_INT(x.scalar_type(), "intops_gelu", [&] {
+    for_rows<scalar_t, int64_t>(x, out, [&](const scalar_t* in, int64_t* o, int64_t n) {
+      if (span) {
+        for (int64_t i = 0; i < n; ++i) o[i] = table[in[i] + span / 2];
+      } else {
+        for (int64_t i = 0; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
+      }
+    });
+  });
+  return out;
+}
+
+// I-ViT ShiftGELU: x sigma(1.702 x), sigma from two shift-exps normalised per row.
+Tensor shiftgelu(const Tensor& x_, int64_t x0, int64_t output_bits) {
+  check_int("intops_shiftgelu", "x", x_);
+  check_rows("intops_shiftgelu", x_);
+  TORCH_CHECK(x0 < 0, "pyops.intops_shiftgelu: constant x0 must be negative: the scale is out of range");
+  const Tensor x = x_.contiguous();
+  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
+  const int out_shift = 32 - (int)output_bits;
+  PYOPS_DISPATCH_INT(x.scalar_type(), "intops_shiftgelu", [&] {
+    for_rows<scalar_t, int64_t>(x, out, [&](const scalar_t* in, int64_t* o, int64_t n) {
+      int64_t mx = in[0];
+      for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
+      const int64_t e_max = io::shift_exp(-mx, x0, 23);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t e = io::shift_exp(in[i] - mx, x0, 23);
+        int64_t total = e + e_max;
+        total = total < 2147483647 ? total : 2147483647;
+        o[i] = (int64_t)in[i] * ((e * (2147483647 / total)) >> out_shift);
+      }
+    });
+  });
+  return out;
+}
+
+// ----------------------------------------------------------------- LayerNorm
+Tensor layernorm(const Tensor& x_, const Tensor& bias_, int64_t shift, c10::string_view sqrt) {
+  check_int("intops_layernorm", "x", x_);
+  check_rows("intops_layernorm", x_);
+  const bool exact = sqrt == "exact";
+  TORCH_CHECK(exact || sqrt == "newton", "pyops.intops_layernorm: argument 'isqrt' must be 'exact' or 'newton', ",
+              "got '", sqrt, "'");
+  TORCH_CHECK(shift >= 0 && shift < 32, "pyops.intops_layernorm: argument 'shift' must be in [0, 32), got ", shift);
+  const int64_t n = x_.size(-1);
+  TORCH_CHECK(bias_.scalar_type() == at::kLong && bias_.dim() == 1 && (bias_.size(0) == n || bias_.size(0) == 1),
+              "pyops.intops_layernorm: argument 'bias_int' must be int64 of shape [", n, "] or [1], got ",
+              bias_.sizes());
+  const Tensor x = x_.contiguous(), bias = bias_.expand({n}).contiguous();
+  const int64_t* pbias = bias.const_data_ptr<int64_t>();
+  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
+  PYOPS_DISPATCH_INT(x.scalar_type(), "intops_layernorm", [&] {
+    for_rows<scalar_t, int32_t>(x, out, [&](const scalar_t* in, int32_t* o, int64_t len) {
+      int64_t sum = 0;  // |x| < 2^31 and len < 2^31: no overflow
+      for (int64_t i = 0; i < len; ++i) sum += in[i];
+      const int64_t mean = io::round_div(sum, len);
+      // (x - mean) >> shift must stay below 2^31 / sqrt(len) so var < 2^63: true for
+      // 8/16-bit inputs; int32 accumulators need the shift I-BERT derives (the module does).
+      int64_t var = 0;
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t y = (in[i] - mean) >> shift;
+        var += y * y;
+      }
+      int64_t factor;
+      if (exact) {
+        const int64_t std = io::isqrt(var) << shift;
+        factor = std > 0 ? (int64_t(1) << 31) / std : 0;  // constant row: output = bias
+      } else {
+        factor = int64_t(2147483647) / (io::newton_sqrt(var) << shift);
+      }
+      // |x - mean| <= std + 2^shift, so (x - mean) factor stays near 2^31.
+      for (int64_t i = 0; i < len; ++i) o[i] = (int32_t)((((in[i] - mean) * factor) >> 1) + pbias[i]);
+    });
+  });
+  return out;
+}
+
+// ---------------------------------------------------------- isqrt, requantize
+Tensor isqrt(const Tensor& x_) {
+  TORCH_CHECK(x_.scalar_type() == at::kLong || x_.scalar_type() == at::kInt,
+              "pyops.intops_isqrt: argument 'x' must be int32 or int64, got ", x_.scalar_type());
+  const Tensor x = x_.to(at::kLong).contiguous();
+  Tensor out = at::empty_like(x);
+  const int64_t* px = x.const_data_ptr<int64_t>();
+  int64_t* po = out.mutable_data_ptr<int64_t>();
+  at::parallel_for(0, x.numel(), 1 << 12, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      TORCH_CHECK(px[i] >= 0, "pyops.intops_isqrt: argument 'x' must be non-negative, got ", px[i]);
+      po[i] = io::isqrt(px[i]);
+    }
+  });
+  return out;
+}
+
+Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t bits) {
+  check_int("intops_requantize", "x", x_);
+  TORCH_CHECK(bits >= 2 && bits <= 32, "pyops.intops_requantize: argument 'bits' must be in [2, 32], got ", bits);
+  check_rows("intops_requantize", x_);
+  const int64_t channels = x_.size(-1);
+  for (const auto* t : {&m_, &e_})
+    TORCH_CHECK(t->scalar_type() == at::kLong && t->dim() == 1 && (t->size(0) == channels || t->size(0) == 1),
+                "pyops.intops_requantize: multiplier and shift must be int64 of shape [", channels, "] or [1], got ",
+                t->sizes());
+  const Tensor x = x_.contiguous(), m = m_.expand({channels}).contiguous(), e = e_.expand({channels}).contiguous();
+  const int64_t *pm = m.const_data_ptr<int64_t>(), *pe = e.const_data_ptr<int64_t>();
+  const int64_t lo = -(int64_t(1) << (bits - 1)), hi = (int64_t(1) << (bits - 1)) - 1;
+  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
+  PYOPS_DISPATCH_INT(x.scalar_type(), "intops_requantize", [&] {
+    for_rows<scalar_t, int32_t>(x, out, [&](const scalar_t* in, int32_t* o, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) o[i] = (int32_t)io::requantize(in[i], pm[i], (int)pe[i], lo, hi);
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pyops, CPU, m) {
+  m.impl("intops_exp", &exp);
+  m.impl("intops_softmax", &softmax);
+  m.impl("intops_gelu", &gelu);
+  m.impl("intops_shiftgelu", &shiftgelu);
+  m.impl("intops_layernorm", &layernorm);
+  m.impl("intops_isqrt", &isqrt);
+  m.impl("intops_requantize", &requantize);
+}
+
+}  // namespace pyops

@@ -1,0 +1,109 @@
+// Integer-only nonlinearities (I-BERT, I-ViT): scalar math shared by the CPU
+// and CUDA kernels.  Everything is int64 arithmetic with FLOOR semantics for
+// negatives (arithmetic shifts, floor_div), never C truncation.  The integer
+// constants (x0, b_int, c_int, ...) are derived from the float scale once per
+// call by the caller; see pyops/reference/intops.py for the definitions.
+#pragma once
+#include "pyops/common.h"
+
+namespace pyops {
+namespace intops {
+
+PYOPS_HD int64_t floor_div(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+// a / 2^s rounded half to even (torch.round), for s >= 0.
+PYOPS_HD int64_t round_shift(int64_t a, int s) {
+  if (s == 0) return a;
+  const int64_t q = a >> s;  // floor
+  const int64_t rem = a - (q << s), half = (int64_t)1 << (s - 1);
+  return (rem > half || (rem == half && (q & 1))) ? q + 1 : q;
+}
+
+// a / n rounded half to even, n > 0 (I-BERT's round(mean)).
+PYOPS_HD int64_t round_div(int64_t a, int64_t n) {
+  const int64_t q = floor_div(a, n), rem = a - q * n;
+  return (2 * rem > n || (2 * rem == n && (q & 1))) ? q + 1 : q;
+}
+
+// Exact floor(sqrt(x)) for 0 <= x < 2^63, digit by digit: integer ops only.
+PYOPS_HD int64_t isqrt(int64_t x) {
+  uint64_t v = (uint64_t)x, r = 0, bit = (uint64_t)1 << 62;
+  while (bit > v) bit >>= 2;
+  while (bit) {
+    if (v >= r + bit) {
+      v -= r + bit;
+      r = (r >> 1) + bit;
+    } else {
+      r >>= 1;
+    }
+    bit >>= 2;
+  }
+  return (int64_t)r;
+}
+
+// I-ViT's integer Newton iteration for sqrt: 10 steps from 2^16.
+PYOPS_HD int64_t newton_sqrt(int64_t x) {
+  int64_t k = (int64_t)1 << 16;
+  for (int i = 0; i < 10; ++i) k = (k + x / k) >> 1;  // x, k > 0: truncation == floor
+  return k;
+}
+
+// I-BERT i-exp of x <= 0 (x - rowmax), n = 30:
+//   q = floor(x / x0), r = x - x0 q in (x0, 0], z = (r + b) r + c,  e = max(z << (30 - q), 0).
+constexpr int kIbertN = 30;
+PYOPS_HD int64_t ibert_exp(int64_t x, int64_t x0, int64_t b, int64_t c) {
+  x = x < kIbertN * x0 ? kIbertN * x0 : x;
+  const int64_t q = floor_div(x, x0);
+  const int64_t r = x - x0 * q;
+  const int64_t z = (r + b) * r + c;
+  const int64_t e = z * ((int64_t)1 << (kIbertN - q));  // z <= c < 2^32 (checked by the caller): no overflow
+  return e > 0 ? e : 0;
+}
+
+// I-BERT softmax requantises e to 16 bits before summing, at the scale that maps
+// the largest e (c 2^30, at the row max) to 2^15 - 1.  Exactly, without forming e:
+//   e16 = round(e (2^15 - 1) / (c 2^30)) = round(z (2^15 - 1) / (c 2^q)).
+PYOPS_HD int64_t ibert_exp16(int64_t x, int64_t x0, int64_t b, int64_t c) {
+  x = x < kIbertN * x0 ? kIbertN * x0 : x;
+  const int64_t q = floor_div(x, x0);
+  const int64_t r = x - x0 * q;
+  const int64_t z = (r + b) * r + c;
+  return z > 0 ? round_div(z * 32767, c << q) : 0;
+}
+
+// I-ViT shift-exp of x <= 0 with n = 15 (Shiftmax) or 23 (ShiftGELU):
+//   x += floor(x/2) - floor(x/16)  (x log2 e);  q = floor(x / x0), r = x - x0 q;
+//   e = floor((r/2 - x0) 2^(n - q)) = ((r - 2 x0) << (n - q)) >> 1, never negative.
+// A positive x (ShiftGELU's e^(-rowmax) when the row max is negative) gives a
+// shift beyond n; past 40 bits the value saturates at 2^62, which the callers'
+// clamp of the sum to 2^31 - 1 absorbs, as the float reference's clamp does.
+PYOPS_HD int64_t shift_exp(int64_t x, int64_t x0, int n) {
+  x = x + (x >> 1) - (x >> 4);
+  x = x < n * x0 ? n * x0 : x;
+  const int64_t q = floor_div(x, x0);
+  const int64_t r = x - x0 * q;
+  if (n - q > 40) return (int64_t)1 << 62;
+  return ((r - 2 * x0) << (n - q)) >> 1;
+}
+
+// I-BERT GELU of one element: y = sign(x)((min(|x|, -b) + b)^2 + c) >> 14 (floor),
+// out = x (y + one).  b < 0, c < 0, one = floor(1 / scale_erf) < 0.
+PYOPS_HD int64_t ibert_gelu(int64_t x, int64_t b, int64_t c, int64_t one) {
+  const int64_t ax = x < 0 ? -x : x;
+  const int64_t m = (ax < -b ? ax : -b) + b;
+  int64_t y = m * m + c;
+  y = x > 0 ? y : (x < 0 ? -y : 0);
+  return x * ((y >> 14) + one);
+}
+
+// Dyadic requantisation: round_half_even(x m / 2^e), clamped to [lo, hi].
+PYOPS_HD int64_t requantize(int64_t x, int64_t m, int e, int64_t lo, int64_t hi) {
+  const int64_t v = e >= 0 ? round_shift(x * m, e) : (x * m) << -e;
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+}  // namespace intops
+}  // namespace pyops

@@ -1,0 +1,73 @@
+// Torch-free unit tests of csrc/include/pyops/intops.h (run by ctest).
+#include <cmath>
+#include <cstdio>
+
+#include "pyops/intops.h"
+
+namespace io = pyops::intops;
+static int failures = 0;
+
+#define EXPECT_EQ(got, want)                                                                          \
+  do {                                                                                                \
+    const long long g_ = (got), w_ = (want);                                                          \
+    if (g_ != w_) {                                                                                   \
+      std::printf("%s:%d: %s = %lld, expected %lld\n", __FILE__, __LINE__, #got, g_, w_);             \
+      ++failures;                                                                                     \
+    }                                                                                                 \
+  } while (0)
+
+int main() {
+  // floor semantics for negatives
+  EXPECT_EQ(io::floor_div(-7, 2), -4);
+  EXPECT_EQ(io::floor_div(7, -2), -4);
+  EXPECT_EQ(io::floor_div(-8, 2), -4);
+  EXPECT_EQ(io::floor_div(7, 2), 3);
+  // round half to even
+  EXPECT_EQ(io::round_div(5, 2), 2);
+  EXPECT_EQ(io::round_div(7, 2), 4);
+  EXPECT_EQ(io::round_div(-5, 2), -2);
+  EXPECT_EQ(io::round_div(-7, 2), -4);
+  EXPECT_EQ(io::round_shift(6, 2), 2);   // 1.5 -> 2
+  EXPECT_EQ(io::round_shift(10, 2), 2);  // 2.5 -> 2
+  EXPECT_EQ(io::round_shift(-6, 2), -2);
+  // exact floor sqrt on the edges
+  const long long edges[] = {0, 1, 2, 3, 4, 15, 16, 17, 1LL << 62, (1LL << 62) - 1, 9223372036854775807LL};
+  for (long long x : edges) {
+    const long long r = io::isqrt(x);
+    if (!((unsigned long long)r * r <= (unsigned long long)x &&
+          (unsigned long long)(r + 1) * (r + 1) > (unsigned long long)x)) {
+      std::printf("isqrt(%lld) = %lld\n", x, r);
+      ++failures;
+    }
+  }
+  EXPECT_EQ(io::isqrt(1LL << 62), 1LL << 31);
+  for (long long k = 1; k < 3037000499LL; k = k * 3 + 1) {
+    EXPECT_EQ(io::isqrt(k * k), k);
+    EXPECT_EQ(io::isqrt(k * k - 1), k - 1);
+    EXPECT_EQ(io::isqrt(k * k + 1), k);
+  }
+  // Newton converges to floor sqrt for moderate values (I-ViT's range)
+  EXPECT_EQ(io::newton_sqrt(1LL << 30), 1LL << 15);
+  // i-exp at 0 is c 2^30; decreasing in |x|; shift-exp at 0 is -x0 2^n
+  const long long x0 = -69, b = 270, c = 27921;  // s = 0.01
+  EXPECT_EQ(io::ibert_exp(0, x0, b, c), c << 30);
+  EXPECT_EQ(io::ibert_exp16(0, x0, b, c), 32767);
+  long long prev = io::ibert_exp(0, x0, b, c);
+  for (long long x = -1; x > -2500; --x) {
+    const long long e = io::ibert_exp(x, x0, b, c);
+    if (e > prev) {
+      std::printf("i-exp not monotone at %lld\n", x);
+      ++failures;
+      break;
+    }
+    prev = e;
+  }
+  EXPECT_EQ(io::shift_exp(0, -100, 15), 100LL << 15);
+  // GELU is 0 at 0 and requantize clamps
+  EXPECT_EQ(io::ibert_gelu(0, -250, -69000, -5), 0);
+  EXPECT_EQ(io::requantize(1000, 1LL << 30, 31, -128, 127), 127);
+  EXPECT_EQ(io::requantize(-3, 1LL << 30, 31, -128, 127), -2);  // -1.5 -> -2
+  if (failures) std::printf("%d failure(s)\n", failures);
+  else std::printf("intops.h: all checks passed\n");
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,223 @@
+"""intops Triton kernels: one program per row (rows padded to a power of two),
+int64 arithmetic with floor semantics made explicit (Triton's ``//`` truncates
+on a GPU and floors in the interpreter; ``_floor_div`` is right for both)."""
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _floor_div(a, b):
+    q = a // b
+    r = a - q * b
+    return tl.where((r != 0) & ((r < 0) != (b < 0)), q - 1, q)
+
+
+@triton.jit
+def _round_div(a, n):  # half to even, n > 0
+    q = _floor_div(a, n)
+    twice = 2 * (a - q * n)
+    return tl.where((twice > n) | ((twice == n) & ((q & 1) == 1)), q + 1, q)
+
+
+@triton.jit
+def _shift_exp(x, x0, N: tl.constexpr):
+    x = x + (x >> 1) - (x >> 4)
+    x = tl.maximum(x, N * x0)
+    q = _floor_div(x, x0)
+    r = x - x0 * q
+    shift = N - q
+    e = ((r - 2 * x0) << tl.minimum(shift, 40)) >> 1
+    return tl.where(shift > 40, 1 << 62, e)
+
+
+@triton.jit
+def _isqrt(v):
+    """floor(sqrt(v)) for 0 <= v < 2^63, digit by digit."""
+    r = v * 0
+    for i in range(32):
+        bit = tl.full([], 1, tl.int64) << (62 - 2 * i)
+        take = v >= r + bit
+        v = tl.where(take, v - (r + bit), v)
+        r = tl.where(take, (r >> 1) + bit, r >> 1)
+    return r
+
+
+@triton.jit
+def _ibert_parts(x, x0, b, c):
+    x = tl.maximum(x, 30 * x0)
+    q = _floor_div(x, x0)
+    r = x - x0 * q
+    return (r + b) * r + c, q
+
+
+@triton.jit
+def _softmax_kernel(x_ptr, o_ptr, n, x0, b, c, out_shift, IBERT: tl.constexpr, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    m = cols < n
+    # padding lanes get the int64 minimum after widening (an `other` would be cast to int8)
+    x = tl.where(m, tl.load(x_ptr + row * n + cols, mask=m, other=0).to(tl.int64), -(2 ** 62))
+    x = x - tl.max(x, axis=0)
+    if IBERT:
+        z, q = _ibert_parts(x, x0.to(tl.int64), b.to(tl.int64), c.to(tl.int64))
+        e = tl.where(z > 0, _round_div(tl.maximum(z, 0) * 32767, c.to(tl.int64) << q), 0)
+        e = tl.where(m, e, 0)
+        factor = (1 << 32) // tl.sum(e, axis=0)
+    else:
+        e = tl.where(m, _shift_exp(x, x0.to(tl.int64), 15), 0)
+        factor = 2147483647 // tl.minimum(tl.sum(e, axis=0), 2147483647)
+    tl.store(o_ptr + row * n + cols, ((e * factor) >> out_shift).to(tl.int32), mask=m)
+
+
+@triton.jit
+def _shiftgelu_kernel(x_ptr, o_ptr, n, x0, out_shift, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    m = cols < n
+    # padding lanes get the int64 minimum after widening (an `other` would be cast to int8)
+    x = tl.where(m, tl.load(x_ptr + row * n + cols, mask=m, other=0).to(tl.int64), -(2 ** 62))
+    x0 = x0.to(tl.int64)
+    mx = tl.max(x, axis=0)
+    e = _shift_exp(x - mx, x0, 23)
+    total = tl.minimum(e + _shift_exp(-mx + tl.zeros_like(x), x0, 23), 2147483647)
+    tl.store(o_ptr + row * n + cols, x * ((e * (2147483647 // total)) >> out_shift), mask=m)
+
+
+@triton.jit
+def _layernorm_kernel(x_ptr, bias_ptr, o_ptr, n, shift, EXACT: tl.constexpr, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    m = cols < n
+    x = tl.load(x_ptr + row * n + cols, mask=m, other=0).to(tl.int64)
+    mean = _round_div(tl.sum(x, axis=0), n.to(tl.int64))
+    y = tl.where(m, x - mean, 0)
+    ys = y >> shift
+    var = tl.sum(ys * ys, axis=0)
+    if EXACT:
+        std = _isqrt(var) << shift
+        factor = tl.where(std > 0, (1 << 31) // tl.maximum(std, 1), 0)
+    else:
+        k = tl.full([], 1 << 16, tl.int64)
+        for i in range(10):
+            k = (k + var // k) >> 1
+        factor = 2147483647 // (k << shift)
+    bias = tl.load(bias_ptr + cols, mask=m, other=0)
+    tl.store(o_ptr + row * n + cols, (((y * factor) >> 1) + bias).to(tl.int32), mask=m)
+
+
+@triton.jit
+def _gelu_kernel(x_ptr, b_ptr, c_ptr, one_ptr, o_ptr, numel, channels, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < numel
+    x = tl.load(x_ptr + offs, mask=m, other=0).to(tl.int64)
+    ch = offs % channels
+    b = tl.load(b_ptr + ch, mask=m, other=0)
+    c = tl.load(c_ptr + ch, mask=m, other=0)
+    one = tl.load(one_ptr + ch, mask=m, other=0)
+    mm = tl.minimum(tl.abs(x), -b) + b
+    y = mm * mm + c
+    y = tl.where(x > 0, y, tl.where(x < 0, -y, 0))
+    tl.store(o_ptr + offs, x * ((y >> 14) + one), mask=m)
+
+
+@triton.jit
+def _exp_kernel(x_ptr, o_ptr, numel, x0, b, c, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < numel
+    x = tl.load(x_ptr + offs, mask=m, other=0).to(tl.int64)
+    z, q = _ibert_parts(x, x0.to(tl.int64), b.to(tl.int64), c.to(tl.int64))
+    tl.store(o_ptr + offs, tl.maximum(z * (tl.full([], 1, tl.int64) << (30 - q)), 0), mask=m)
+
+
+@triton.jit
+def _isqrt_kernel(x_ptr, o_ptr, numel, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < numel
+    tl.store(o_ptr + offs, _isqrt(tl.load(x_ptr + offs, mask=m, other=0).to(tl.int64)), mask=m)
+
+
+@triton.jit
+def _requantize_kernel(x_ptr, m_ptr, e_ptr, o_ptr, numel, channels, lo, hi, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    msk = offs < numel
+    x = tl.load(x_ptr + offs, mask=msk, other=0).to(tl.int64)
+    ch = offs % channels
+    v = x * tl.load(m_ptr + ch, mask=msk, other=0)
+    e = tl.load(e_ptr + ch, mask=msk, other=0)
+    es = tl.maximum(e, 0)
+    q = v >> es
+    rem = v - (q << es)
+    half = tl.where(es > 0, tl.full([], 1, tl.int64) << tl.maximum(es - 1, 0), 0)
+    up = (es > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1)))
+    v = tl.where(e >= 0, tl.where(up, q + 1, q), v << tl.maximum(-e, 0))
+    tl.store(o_ptr + offs, tl.minimum(tl.maximum(v, lo), hi).to(tl.int32), mask=msk)
+
+
+def _rows(x):
+    x = x.contiguous()
+    n = x.shape[-1]
+    return x, n, (x.numel() // n if n else 0), triton.next_power_of_2(max(n, 1))
+
+
+def softmax(x, x0, b, c, output_bits, method):
+    x, n, rows, block = _rows(x)
+    out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
+    if rows:
+        _softmax_kernel[(rows,)](x, out, n, x0, b, c, 32 - output_bits, IBERT=method == "ibert", BLOCK=block)
+    return out
+
+
+def shiftgelu(x, x0, output_bits):
+    x, n, rows, block = _rows(x)
+    out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
+    if rows:
+        _shiftgelu_kernel[(rows,)](x, out, n, x0, 32 - output_bits, BLOCK=block)
+    return out
+
+
+def layernorm(x, bias_int, shift, isqrt):
+    x, n, rows, block = _rows(x)
+    out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
+    if rows:
+        bias = bias_int.long().expand(n).contiguous()
+        _layernorm_kernel[(rows,)](x, bias, out, n, shift, EXACT=isqrt == "exact", BLOCK=block)
+    return out
+
+
+def gelu(x, b, c, one):
+    x = x.contiguous()
+    out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
+    if x.numel():
+        ch = x.shape[-1]
+        b, c, one = (t.long().expand(ch).contiguous() for t in (b, c, one))
+        _gelu_kernel[(triton.cdiv(x.numel(), 1024),)](x, b, c, one, out, x.numel(), ch, BLOCK=1024)
+    return out
+
+
+def int_exp(x, x0, b, c):
+    x = x.contiguous()
+    out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
+    if x.numel():
+        _exp_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), x0, b, c, BLOCK=1024)
+    return out
+
+
+def requantize(x, m, e, bits):
+    x = x.contiguous()
+    out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
+    if x.numel():
+        ch = x.shape[-1]
+        m, e = (t.long().expand(ch).contiguous() for t in (m, e))
+        _requantize_kernel[(triton.cdiv(x.numel(), 1024),)](x, m, e, out, x.numel(), ch, -(2 ** (bits - 1)),
+                                                              2 ** (bits - 1) - 1, BLOCK=1024)
+    return out
+
+
+def isqrt(x):
+    x = x.contiguous()
+    out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
+    if x.numel():
+        _isqrt_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), BLOCK=1024)
+    return out
