@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "intops_args.h"
 #include "pyops/intops.h"
 
 namespace pyops {
@@ -19,14 +20,7 @@ using at::Tensor;
 
 constexpr int64_t kMaxTable = 1 << 16;
 
-void check_int(const char* op, const char* arg, const Tensor& t) {
-  TORCH_CHECK(t.scalar_type() == at::kChar || t.scalar_type() == at::kShort || t.scalar_type() == at::kInt,
-              "pyops.", op, ": argument '", arg, "' must be int8, int16 or int32, got ", t.scalar_type());
-}
-
-void check_rows(const char* op, const Tensor& x) {
-  TORCH_CHECK(x.dim() >= 1, "pyops.", op, ": argument 'x' must have at least one dimension");
-}
+using namespace intops_args;
 
 // Span of x - rowmax for the input dtype (0 .. 2^bits - 1), or 0 if too wide to tabulate.
 int64_t table_span(const Tensor& x) {
@@ -52,37 +46,59 @@ void for_rows(const Tensor& x, Tensor& out, RowFn row_fn) {
                      AT_DISPATCH_CASE(at::kInt, __VA_ARGS__))
 
 // ------------------------------------------------------------------- softmax
+// One row through a table of e(d), d = rowmax - x.  Every product e * factor fits
+// 32 unsigned bits, so the output pass vectorises as 32-bit multiplies:
+//   ibert: e <= 2^15 - 1 and factor = 2^32 / sum <= 2^32 / (2^15 - 1), product < 2^32;
+//   shiftmax: e <= sum (or factor = 1 once the sum is clamped), product <= 2^31.
+template <typename In>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_row(
+    const In* __restrict in, int32_t* __restrict o, int64_t n, const uint32_t* __restrict table,
+    uint32_t* __restrict e, bool ibert, int out_shift) {
+  int32_t mx = in[0];
+  for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
+  uint64_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += e[i] = table[mx - in[i]];
+  // ibert: sum >= 2^15 - 1 (the row max's e16); shiftmax: clamped to 2^31 - 1 like I-ViT's.
+  const uint32_t factor =
+      (uint32_t)(ibert ? (uint64_t(1) << 32) / sum : 2147483647u / (sum < 2147483647u ? sum : 2147483647u));
+  for (int64_t i = 0; i < n; ++i) o[i] = (int32_t)((e[i] * factor) >> out_shift);
+}
+
 Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t output_bits, c10::string_view method) {
-  check_int("intops_softmax", "x", x_);
   check_rows("intops_softmax", x_);
   const bool ibert = method == "ibert";
   TORCH_CHECK(ibert || method == "shiftmax", "pyops.intops_softmax: argument 'method' must be 'ibert' or ",
               "'shiftmax', got '", method, "'");
-  TORCH_CHECK(x0 < 0 && (!ibert || (c > 0 && c < (int64_t(1) << 32))),
-              "pyops.intops_softmax: constants out of range (x0 < 0, 0 < c < 2^32): the scale is out of range");
+  check_softmax(x0, c, output_bits, ibert);
   const Tensor x = x_.contiguous();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
-  // e(d) for d = rowmax - x >= 0: I-BERT's 16-bit requantised exp, or the shift-exp.
   auto e_of = [&](int64_t d) { return ibert ? io::ibert_exp16(-d, x0, b, c) : io::shift_exp(-d, x0, 15); };
-  std::vector<int64_t> table(table_span(x));
-  for (int64_t d = 0; d < (int64_t)table.size(); ++d) table[d] = e_of(d);
   const int out_shift = 32 - (int)output_bits;
+  const int64_t span = table_span(x);
+  std::vector<uint32_t> table(span);
+  for (int64_t d = 0; d < span; ++d) table[d] = (uint32_t)e_of(d);
+  const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_softmax", [&] {
-    for_rows<scalar_t, int32_t>(x, out, [&](const scalar_t* in, int32_t* o, int64_t n) {
-      std::vector<int64_t> e(n);
-      int64_t mx = in[0];
-      for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
-      int64_t sum = 0;
-      if (!table.empty()) {
-        for (int64_t i = 0; i < n; ++i) sum += e[i] = table[mx - in[i]];
-      } else {
-        for (int64_t i = 0; i < n; ++i) sum += e[i] = e_of(mx - in[i]);
+    const scalar_t* px = x.const_data_ptr<scalar_t>();
+    int32_t* po = out.mutable_data_ptr<int32_t>();
+    at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+      std::vector<uint32_t> e32(span ? n : 0);
+      std::vector<int64_t> e64(span ? 0 : n);
+      for (int64_t r = lo; r < hi; ++r) {
+        const scalar_t* in = px + r * n;
+        int32_t* o = po + r * n;
+        if (span) {
+          softmax_row<scalar_t>(in, o, n, table.data(), e32.data(), ibert, out_shift);
+          continue;
+        }
+        // int32 input: d spans 2^32, evaluate e directly (int64: shiftmax's e may pass 2^32 here)
+        int64_t mx = in[0];
+        for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
+        int64_t sum = 0;
+        for (int64_t i = 0; i < n; ++i) sum += e64[i] = e_of(mx - in[i]);
+        const int64_t factor = ibert ? (int64_t(1) << 32) / sum : 2147483647 / (sum < 2147483647 ? sum : 2147483647);
+        for (int64_t i = 0; i < n; ++i) o[i] = (int32_t)((e64[i] * factor) >> out_shift);
       }
-      // ibert: sum >= 2^15 - 1 (the row max's e16) so the factor fits 32 bits.
-      // shiftmax: the sum is clamped to 2^31 - 1 like I-ViT's.
-      const int64_t factor = ibert ? (int64_t(1) << 32) / sum
-                                   : (int64_t(2147483647)) / (sum < 2147483647 ? sum : 2147483647);
-      for (int64_t i = 0; i < n; ++i) o[i] = (int32_t)((e[i] * factor) >> out_shift);
     });
   });
   return out;
@@ -106,28 +122,40 @@ Tensor exp(const Tensor& x_, int64_t x0, int64_t b, int64_t c) {
 }
 
 // ---------------------------------------------------------------------- GELU
+// out = x (y(x) + one) where y depends on x only through clamp(x, b, -b): with one
+// scale for all channels, (y + one) is tabulated over that clamped range.
+constexpr int64_t kMaxGeluTable = 1 << 20;
+
+template <typename In>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_table_row(const In* in, int64_t* o, int64_t n,
+                                                                                 const int64_t* table, int64_t b) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t v = in[i] < b ? b : (in[i] > -b ? -b : (int64_t)in[i]);
+    o[i] = (int64_t)in[i] * table[v - b];
+  }
+}
+
 // I-BERT GELU with per-channel constants b, c, one (int64, [C] or [1]).
 Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& one_) {
-  check_int("intops_gelu", "x", x_);
   check_rows("intops_gelu", x_);
   const int64_t channels = x_.size(-1);
-  for (const auto* t : {&b_, &c_, &one_})
-    TORCH_CHECK(t->scalar_type() == at::kLong && t->dim() == 1 && (t->size(0) == channels || t->size(0) == 1),
-                "pyops.intops_gelu: constants must be int64 of shape [", channels, "] or [1], got ", t->sizes());
   const Tensor x = x_.contiguous();
-  const Tensor b = b_.expand({channels}).contiguous(), c = c_.expand({channels}).contiguous(),
-               one = one_.expand({channels}).contiguous();
+  const Tensor b = channel_constant("intops_gelu", "b", b_, channels),
+               c = channel_constant("intops_gelu", "c", c_, channels),
+               one = channel_constant("intops_gelu", "one", one_, channels);
   const int64_t *pb = b.const_data_ptr<int64_t>(), *pc = c.const_data_ptr<int64_t>(),
                 *pone = one.const_data_ptr<int64_t>();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
-  // One scale for every channel and a narrow input: tabulate over input values.
-  const int64_t span = b_.size(0) == 1 ? table_span(x) : 0;
-  std::vector<int64_t> table(span);
-  for (int64_t v = 0; v < span; ++v) table[v] = io::ibert_gelu(v - span / 2, pb[0], pc[0], pone[0]);
+  const bool tabulate = b_.size(0) == 1 && channels > 0 && -2 * pb[0] + 1 <= kMaxGeluTable;
+  std::vector<int64_t> table(tabulate ? -2 * pb[0] + 1 : 0);
+  for (int64_t v = 0; v < (int64_t)table.size(); ++v) {
+    const int64_t xv = v + pb[0];  // ibert_gelu(xv) = xv * table[v] for xv != 0; any value serves xv == 0
+    table[v] = xv ? io::ibert_gelu(xv, pb[0], pc[0], pone[0]) / xv : 0;
+  }
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_gelu", [&] {
     for_rows<scalar_t, int64_t>(x, out, [&](const scalar_t* in, int64_t* o, int64_t n) {
-      if (span) {
-        for (int64_t i = 0; i < n; ++i) o[i] = table[in[i] + span / 2];
+      if (tabulate) {
+        gelu_table_row<scalar_t>(in, o, n, table.data(), pb[0]);
       } else {
         for (int64_t i = 0; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
       }
@@ -138,7 +166,6 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
 
 // I-ViT ShiftGELU: x sigma(1.702 x), sigma from two shift-exps normalised per row.
 Tensor shiftgelu(const Tensor& x_, int64_t x0, int64_t output_bits) {
-  check_int("intops_shiftgelu", "x", x_);
   check_rows("intops_shiftgelu", x_);
   TORCH_CHECK(x0 < 0, "pyops.intops_shiftgelu: constant x0 must be negative: the scale is out of range");
   const Tensor x = x_.contiguous();
@@ -162,17 +189,13 @@ Tensor shiftgelu(const Tensor& x_, int64_t x0, int64_t output_bits) {
 
 // ----------------------------------------------------------------- LayerNorm
 Tensor layernorm(const Tensor& x_, const Tensor& bias_, int64_t shift, c10::string_view sqrt) {
-  check_int("intops_layernorm", "x", x_);
   check_rows("intops_layernorm", x_);
   const bool exact = sqrt == "exact";
   TORCH_CHECK(exact || sqrt == "newton", "pyops.intops_layernorm: argument 'isqrt' must be 'exact' or 'newton', ",
               "got '", sqrt, "'");
   TORCH_CHECK(shift >= 0 && shift < 32, "pyops.intops_layernorm: argument 'shift' must be in [0, 32), got ", shift);
   const int64_t n = x_.size(-1);
-  TORCH_CHECK(bias_.scalar_type() == at::kLong && bias_.dim() == 1 && (bias_.size(0) == n || bias_.size(0) == 1),
-              "pyops.intops_layernorm: argument 'bias_int' must be int64 of shape [", n, "] or [1], got ",
-              bias_.sizes());
-  const Tensor x = x_.contiguous(), bias = bias_.expand({n}).contiguous();
+  const Tensor x = x_.contiguous(), bias = channel_constant("intops_layernorm", "bias_int", bias_, n);
   const int64_t* pbias = bias.const_data_ptr<int64_t>();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_layernorm", [&] {
@@ -219,15 +242,11 @@ Tensor isqrt(const Tensor& x_) {
 }
 
 Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t bits) {
-  check_int("intops_requantize", "x", x_);
-  TORCH_CHECK(bits >= 2 && bits <= 32, "pyops.intops_requantize: argument 'bits' must be in [2, 32], got ", bits);
   check_rows("intops_requantize", x_);
+  TORCH_CHECK(bits >= 2 && bits <= 32, "pyops.intops_requantize: argument 'bits' must be in [2, 32], got ", bits);
   const int64_t channels = x_.size(-1);
-  for (const auto* t : {&m_, &e_})
-    TORCH_CHECK(t->scalar_type() == at::kLong && t->dim() == 1 && (t->size(0) == channels || t->size(0) == 1),
-                "pyops.intops_requantize: multiplier and shift must be int64 of shape [", channels, "] or [1], got ",
-                t->sizes());
-  const Tensor x = x_.contiguous(), m = m_.expand({channels}).contiguous(), e = e_.expand({channels}).contiguous();
+  const Tensor x = x_.contiguous(), m = channel_constant("intops_requantize", "m", m_, channels),
+               e = channel_constant("intops_requantize", "e", e_, channels);
   const int64_t *pm = m.const_data_ptr<int64_t>(), *pe = e.const_data_ptr<int64_t>();
   const int64_t lo = -(int64_t(1) << (bits - 1)), hi = (int64_t(1) << (bits - 1)) - 1;
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));

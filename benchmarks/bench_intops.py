@@ -1,0 +1,89 @@
+"""intops: integer softmax / GELU / LayerNorm vs torch float32 and vs the papers'
+float-simulated algorithms (the official codes compute the same integer
+algorithm with float32 tensors and torch.floor)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from benchmarks.harness import Case, Row, time_ms
+from pyops import intops
+from pyops.reference import intops as ref
+
+
+# ---------------------------------------------------------------- float simulations, as in I-BERT's quant_modules
+def ibert_softmax_float_sim(x: torch.Tensor, s: float, output_bits: int = 8) -> torch.Tensor:
+    a, b, c = ref.IBERT_EXP
+    x = x - x.max(dim=-1, keepdim=True).values
+    x0 = math.floor(-ref.IBERT_LN2 / s)
+    x = torch.max(x, torch.tensor(30.0 * x0))
+    q = torch.floor(x / x0)
+    r = x - x0 * q
+    z = (r + math.floor(b / s)) * r + math.floor(c / s ** 2)
+    e = torch.clamp(torch.floor(z * 2 ** (30 - q)), min=0)
+    # QuantAct(16): dyadic requantisation against the tensor's max, simulated in float64
+    ratio = torch.tensor((2 ** 15 - 1) / float(e.max()), dtype=torch.float64)
+    m, sh = torch.frexp(ratio)
+    e = torch.round(e.double() * torch.floor(m * 2 ** 31 + 0.5) / 2.0 ** (31 - sh)).float()
+    factor = torch.floor(2 ** 32 / e.sum(-1, keepdim=True))
+    return torch.floor(e * factor / 2 ** (32 - output_bits))
+
+
+def ibert_gelu_float_sim(x: torch.Tensor, s: float) -> torch.Tensor:
+    s2 = s / ref.IBERT_GELU_K
+    a, b = ref.IBERT_GELU
+    b_int, c_int = math.floor(b / s2), math.floor((1 / a) / s2 ** 2)
+    y = torch.sign(x) * ((torch.min(x.abs(), torch.tensor(-b_int)) + b_int) ** 2 + c_int)
+    y = torch.floor(y / 2 ** 14)
+    one = math.floor(1 / (a * s2 ** 2 * 2 ** 14))
+    return x * (y + one)
+
+
+def ibert_layernorm_float_sim(x: torch.Tensor, bias_int: torch.Tensor) -> torch.Tensor:
+    mean = torch.round(x.mean(-1, keepdim=True))
+    y = x - mean
+    var = (y ** 2).sum(-1, keepdim=True)
+    std = torch.floor(torch.sqrt(var))
+    factor = torch.floor(2 ** 31 / std)
+    return torch.floor(y * factor / 2) + bias_int
+
+
+# ---------------------------------------------------------------- cases
+def _case(op: str, rows: int, cols: int, device: torch.device) -> Row:
+    g = torch.Generator().manual_seed(0)
+    if op == "gelu":  # I-BERT's GELU runs on int32 accumulators at fine scales
+        s = 1e-3
+        x = torch.randint(-4000, 4001, (rows, cols), generator=g, dtype=torch.int32).to(device)
+    else:
+        s = 0.05
+        x = torch.randint(-128, 128, (rows, cols), generator=g, dtype=torch.int64).to(torch.int8).to(device)
+    xf = x.float() * s
+    xsim = x.float()
+    if op == "softmax":
+        ours = lambda: intops.int_softmax(x, s)  # noqa: E731
+        base = {"torch.softmax fp32": lambda: torch.softmax(xf, -1),
+                "I-BERT float sim": lambda: ibert_softmax_float_sim(xsim, s)}
+    elif op == "shiftmax":
+        ours = lambda: intops.int_softmax(x, s, method="shiftmax")  # noqa: E731
+        base = {"torch.softmax fp32": lambda: torch.softmax(xf, -1)}
+    elif op == "gelu":
+        ours = lambda: intops.int_gelu(x, s)  # noqa: E731
+        base = {"torch.gelu fp32": lambda: torch.nn.functional.gelu(xf),
+                "I-BERT float sim": lambda: ibert_gelu_float_sim(xsim, s)}
+    else:
+        w, b = torch.ones(cols, device=device), torch.zeros(cols, device=device)
+        bias_int = torch.zeros(cols, device=device)
+        ours = lambda: intops.int_layernorm(x, w, b)  # noqa: E731
+        base = {"torch.layer_norm fp32": lambda: torch.nn.functional.layer_norm(xf, (cols,), w, b),
+                "I-BERT float sim": lambda: ibert_layernorm_float_sim(xsim, bias_int)}
+    dtype = "int32" if op == "gelu" else "int8"
+    return Row("intops", op, f"{rows}x{cols}", dtype, time_ms(ours, device),
+               {k: time_ms(f, device) for k, f in base.items()})
+
+
+def cases(device: torch.device, quick: bool) -> list[Case]:
+    shapes = [(1024, 512)] if quick else [(4096, 512), (4096, 768)]
+    return [Case(f"intops {op} {r}x{c}", lambda op=op, r=r, c=c: _case(op, r, c, device))
+            for r, c in shapes for op in ("softmax", "shiftmax", "gelu", "layernorm")]
