@@ -44,7 +44,8 @@ def main(argv=None) -> int:
     for i, case in enumerate(cases, 1):
         done = int(30 * (i - 1) / max(len(cases), 1))
         print(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{len(cases)} {case.label:<48}", end="", file=sys.stderr, flush=True)
-        rows.append(case.run())
+        result = case.run()  # a Row, or several measured together
+        rows.extend(result if isinstance(result, list) else [result])
     print(f"\r[{'#' * 30}] {len(cases)}/{len(cases)} done in {time.time() - t0:.0f}s{' ' * 40}", file=sys.stderr)
 
     table = harness.format_table(rows)

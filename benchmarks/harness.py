@@ -36,7 +36,7 @@ class Row:
 @dataclass
 class Case:
     label: str
-    run: Callable[[], Row]
+    run: Callable[[], "Row | list[Row]"]
 
 
 def time_ms(fn: Callable[[], object], device: torch.device, min_run_time: float = 0.5) -> float:

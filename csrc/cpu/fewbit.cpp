@@ -6,6 +6,9 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cstring>
+#include <type_traits>
+
 #include "fewbit_args.h"
 #include "pyops/fewbit.h"
 
@@ -16,18 +19,76 @@ namespace fb = pyops::fewbit;
 using at::Tensor;
 using namespace fewbit_args;
 
-constexpr int64_t kGroupGrain = 1 << 12;  // 8-element groups per task
+constexpr int64_t kBlock = 1024;           // elements whose codes are staged in registers/L1
 
+// Codes of a block of floats: one vectorisable compare pass per border.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void block_codes(const float* __restrict x, int64_t len,
+                                                                              const float* __restrict borders,
+                                                                              int n_borders,
+                                                                              uint8_t* __restrict codes) {
+  for (int64_t i = 0; i < len; ++i) codes[i] = 0;
+  for (int t = 0; t < n_borders; ++t) {
+    const float b = borders[t];
+    for (int64_t i = 0; i < len; ++i) codes[i] += x[i] > b;  // NaN compares false: code 0
+  }
+}
+
+// Full 8-element groups of a block <-> their BITS bytes; BITS is a template
+// argument so every shift is a constant and the 8-element loops unroll.
+template <int BITS>
+void pack_groups(const uint8_t* __restrict codes, int64_t groups, uint8_t* __restrict out) {
+  for (int64_t g = 0; g < groups; ++g) {
+    const uint64_t w = fb::pack8(codes + g * 8, BITS);
+    std::memcpy(out + g * BITS, &w, BITS);  // little-endian: LSB-first stream
+  }
+}
+
+template <int BITS>
+void unpack_groups(const uint8_t* __restrict in, int64_t groups, uint8_t* __restrict codes) {
+  for (int64_t g = 0; g < groups; ++g) {
+    uint64_t w = 0;
+    std::memcpy(&w, in + g * BITS, BITS);
+    for (int j = 0; j < 8; ++j) codes[g * 8 + j] = (uint8_t)fb::unpack(w, j, BITS);
+  }
+}
+
+template <typename Fn>
+void with_bits(int bits, Fn fn) {
+  switch (bits) {
+    case 1: fn(std::integral_constant<int, 1>{}); break;
+    case 2: fn(std::integral_constant<int, 2>{}); break;
+    case 3: fn(std::integral_constant<int, 3>{}); break;
+    case 4: fn(std::integral_constant<int, 4>{}); break;
+    case 5: fn(std::integral_constant<int, 5>{}); break;
+    case 6: fn(std::integral_constant<int, 6>{}); break;
+    case 7: fn(std::integral_constant<int, 7>{}); break;
+    default: fn(std::integral_constant<int, 8>{}); break;
+  }
+}
+
+// Blocks of kBlock elements (a multiple of 8) own kBlock / 8 * bits bytes of the stream.
+// The stream's last group may be short: it is packed through a padded scratch group.
 template <typename T>
 void encode_groups(const T* x, const float* borders, int n_borders, uint8_t* out, int64_t n, int bits) {
-  at::parallel_for(0, (n + 7) / 8, kGroupGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t g = lo; g < hi; ++g) {
-      uint32_t codes[8] = {};
-      const int64_t base = g * 8, len = n - base < 8 ? n - base : 8;
-      for (int j = 0; j < len; ++j) codes[j] = fb::code((float)x[base + j], borders, n_borders);
-      const uint64_t word = fb::pack8(codes, bits);
-      const int64_t bytes = (len * bits + 7) / 8;  // the last group may be short
-      for (int64_t k = 0; k < bytes; ++k) out[g * bits + k] = (uint8_t)(word >> (8 * k));
+  const int64_t n_bytes = (n * bits + 7) / 8;
+  at::parallel_for(0, (n + kBlock - 1) / kBlock, 1, [&](int64_t lo, int64_t hi) {
+    float xf[kBlock];
+    uint8_t codes[kBlock];
+    for (int64_t blk = lo; blk < hi; ++blk) {
+      const int64_t base = blk * kBlock, len = n - base < kBlock ? n - base : kBlock;
+      for (int64_t i = 0; i < len; ++i) xf[i] = (float)x[base + i];  // codes never depend on the dtype
+      block_codes(xf, len, borders, n_borders, codes);
+      const int64_t full = len / 8, rest = len % 8;
+      uint8_t* dst = out + base / 8 * bits;
+      with_bits(bits, [&](auto b) {
+        pack_groups<b()>(codes, full, dst);
+        if (rest) {
+          uint8_t group[8] = {}, bytes[8];
+          std::memcpy(group, codes + full * 8, rest);
+          pack_groups<b()>(group, 1, bytes);
+          std::memcpy(dst + full * bits, bytes, n_bytes - (base / 8 + full) * bits);
+        }
+      });
     }
   });
 }
@@ -44,23 +105,40 @@ Tensor encode(const Tensor& x_, const Tensor& borders_, int64_t bits) {
   return out;
 }
 
+template <typename T, typename Acc>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void scale_block(const T* __restrict g,
+                                                                              const uint8_t* __restrict codes,
+                                                                              const float* __restrict levels,
+                                                                              T* __restrict out, int64_t len) {
+  for (int64_t i = 0; i < len; ++i) out[i] = (T)((Acc)levels[codes[i]] * (Acc)g[i]);
+}
+
 Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_, int64_t bits) {
   check_backward("fewbit_backward", grad_, codes_, levels_, bits);
   const Tensor grad = grad_.contiguous(), codes = codes_.contiguous(), levels = levels_.to(at::kFloat).contiguous();
   Tensor out = at::empty_like(grad);
-  const int64_t n = grad.numel();
+  const int64_t n = grad.numel(), n_bytes = codes.numel();
   const float* lv = levels.const_data_ptr<float>();
   const uint8_t* pc = codes.const_data_ptr<uint8_t>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "fewbit_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;  // float for half/bf16: the product is rounded once
     const scalar_t* pg = grad.const_data_ptr<scalar_t>();
     scalar_t* po = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, (n + 7) / 8, kGroupGrain, [&](int64_t lo, int64_t hi) {
-      for (int64_t g = lo; g < hi; ++g) {
-        const int64_t base = g * 8, len = n - base < 8 ? n - base : 8;
-        uint64_t word = 0;
-        for (int64_t k = 0; k < (len * bits + 7) / 8; ++k) word |= (uint64_t)pc[g * bits + k] << (8 * k);
-        for (int j = 0; j < len; ++j) po[base + j] = (scalar_t)((acc_t)lv[fb::unpack(word, j, (int)bits)] * (acc_t)pg[base + j]);
+    at::parallel_for(0, (n + kBlock - 1) / kBlock, 1, [&](int64_t lo, int64_t hi) {
+      uint8_t idx[kBlock];
+      for (int64_t blk = lo; blk < hi; ++blk) {
+        const int64_t base = blk * kBlock, len = n - base < kBlock ? n - base : kBlock;
+        const int64_t full = len / 8, rest = len % 8;
+        const uint8_t* src = pc + base / 8 * bits;
+        with_bits((int)bits, [&](auto b) {
+          unpack_groups<b()>(src, full, idx);
+          if (rest) {  // the stream's short last group, through a padded copy
+            uint8_t bytes[8] = {};
+            std::memcpy(bytes, src + full * bits, n_bytes - (base / 8 + full) * bits);
+            unpack_groups<b()>(bytes, 1, idx + full * 8);
+          }
+        });
+        scale_block<scalar_t, acc_t>(pg + base, idx, lv, po + base, len);
       }
     });
   });

@@ -15,8 +15,10 @@ PYOPS_HD uint32_t code(float x, const float* borders, int n_borders) {
   return c;
 }
 
-// Codes of one 8-element group -> its b bytes, little-endian in a uint64.
-PYOPS_HD uint64_t pack8(const uint32_t* codes, int bits) {
+// Codes of one 8-element group -> its b bytes, little-endian in a uint64.  With
+// a compile-time `bits` (the CPU kernels' templates) every shift is a constant.
+template <typename C>
+PYOPS_HD uint64_t pack8(const C* codes, int bits) {
   uint64_t word = 0;
   for (int j = 0; j < 8; ++j) word |= (uint64_t)codes[j] << (bits * j);
   return word;
