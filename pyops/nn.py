@@ -1,10 +1,11 @@
 """Drop-in nn.Modules of every family (each defined in its family module)."""
 
 from pyops.fewbit import MODULE_CLASSES as _FEWBIT
+from pyops.gaunt import GauntTensorProduct
 from pyops.intops import IntGELU, IntLayerNorm, IntSoftmax, QuantAct
 from pyops.pam import PAMConv2d, PAMLinear
 
-__all__ = ["PAMLinear", "PAMConv2d", "IntSoftmax", "IntGELU", "IntLayerNorm", "QuantAct"]
+__all__ = ["PAMLinear", "PAMConv2d", "IntSoftmax", "IntGELU", "IntLayerNorm", "QuantAct", "GauntTensorProduct"]
 
 # FewBitGELU, FewBitSiLU, ... one per built-in function of pyops.fewbit
 for _cls in _FEWBIT.values():

@@ -1,0 +1,208 @@
+"""gaunt: Gaunt tensor products of spherical-harmonic features (Luo et al. 2024).
+
+``out[l3 m3] = sum G(l1 m1, l2 m2, l3 m3) x1[l1 m1] x2[l2 m2]`` with
+``G = int Y Y Y dOmega``: the pointwise product of the two spherical functions,
+projected back.  Computed on a spherical grid in O(L^3) per channel (L = lmax + 1):
+each transform is separable, first over l at fixed m (associated Legendre
+functions on Gauss-Legendre nodes), then over m (a trig table on uniform
+azimuths); the grid is just fine enough for the quadrature to be exact.
+Features use e3nn's order and integral normalisation.  Only natural-parity
+outputs exist (G vanishes for odd l1 + l2 + l3).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from pyops._library import check
+from pyops.reference import gaunt as ref
+
+__all__ = ["gaunt_tensor_product", "gaunt_power", "GauntTensorProduct", "lmax_of"]
+
+DTYPES = (torch.float32, torch.float64)
+
+
+def lmax_of(dim: int) -> Optional[int]:
+    r = math.isqrt(dim)
+    return r - 1 if r * r == dim and r > 0 else None
+
+
+class _Grid:
+    """Transforms between (lmax+1)^2 coefficients and a [n_beta, n_alpha] grid."""
+
+    def __init__(self, lmax: int, n_beta: int, n_alpha: int, dtype, device):
+        z, w = np.polynomial.legendre.leggauss(n_beta)
+        alpha = 2 * math.pi * np.arange(n_alpha) / n_alpha
+        p = ref.legendre(lmax, z)  # [l, m, k]
+        L = lmax + 1
+        ms = np.arange(-lmax, lmax + 1)
+        # P[m, l, k] = p_l^|m|(z_k) (zero for l < |m|), A[m, j] = the azimuthal factor
+        P = np.stack([p[:, abs(m), :] for m in ms])
+        A = ref.alpha_part(lmax, alpha)
+        t = functools.partial(torch.tensor, dtype=dtype, device=device)
+        self.P, self.A = t(P), t(A)
+        self.Pw = t(P * w[None, None, :])  # quadrature weights folded into the inverse
+        self.Aw = t(A * (2 * math.pi / n_alpha))
+        # coefficient index (l, m) <-> position m * L + l in the padded [2L-1, L] layout
+        pos = [(m + lmax) * L + l for l in range(L) for m in range(-l, l + 1)]
+        self.pos = torch.tensor(pos, device=device)
+        self.shape = (2 * lmax + 1, L)
+
+    def to_grid(self, x: torch.Tensor) -> torch.Tensor:
+        pad = x.new_zeros(*x.shape[:-1], self.shape[0] * self.shape[1])
+        pad = pad.index_copy(-1, self.pos, x).reshape(*x.shape[:-1], *self.shape)
+        g = torch.einsum("...ml,mlk->...mk", pad, self.P)
+        return torch.einsum("...mk,mj->...kj", g, self.A)
+
+    def from_grid(self, f: torch.Tensor) -> torch.Tensor:
+        g = torch.einsum("...kj,mj->...mk", f, self.Aw)
+        pad = torch.einsum("...mk,mlk->...ml", g, self.Pw)
+        return pad.flatten(-2).index_select(-1, self.pos)
+
+
+@functools.lru_cache(maxsize=64)
+def _grids(lmaxes: tuple, degree: int, dtype, device) -> tuple:
+    """Grids for each lmax in ``lmaxes`` sharing one quadrature exact for integrands of ``degree``."""
+    n_beta, n_alpha = degree // 2 + 1, degree + 1
+    return tuple(_Grid(l, n_beta, n_alpha, dtype, device) for l in lmaxes)
+
+
+def _degree_weights(op: str, name: str, w: Optional[torch.Tensor], lmax: int, x: torch.Tensor):
+    if w is None:
+        return None
+    check(isinstance(w, torch.Tensor) and w.shape[-1] == lmax + 1, op, name,
+          f"must be a tensor whose last dim is lmax + 1 = {lmax + 1} (one weight per degree)")
+    reps = torch.tensor([2 * l + 1 for l in range(lmax + 1)], device=w.device)
+    return w.to(x.dtype).repeat_interleave(reps, dim=-1)
+
+
+def _check_features(op: str, name: str, x) -> int:
+    check(isinstance(x, torch.Tensor), op, name, f"must be a Tensor, got {type(x).__name__}", TypeError)
+    check(x.dtype in DTYPES, op, name, f"must be float32 or float64, got {x.dtype}", TypeError)
+    check(x.dim() >= 1, op, name, "must have a last dim of (lmax + 1)^2")
+    lmax = lmax_of(x.shape[-1])
+    check(lmax is not None, op, name, f"last dim must be (lmax + 1)^2 for some lmax, got {x.shape[-1]}")
+    return lmax
+
+
+def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[int] = None, *,
+                         weight1: Optional[torch.Tensor] = None, weight2: Optional[torch.Tensor] = None,
+                         weight_out: Optional[torch.Tensor] = None, method: str = "auto",
+                         grids: Optional[tuple] = None) -> torch.Tensor:
+    """Gaunt tensor product of e3nn-ordered real SH features.
+
+    x1 ``[..., C, (lmax1+1)^2]``, x2 ``[..., C or 1, (lmax2+1)^2]`` (broadcast like torch);
+    ``lmax_out`` defaults to lmax1 + lmax2.  ``weight1``/``weight2``/``weight_out`` are
+    per-degree weights ``[..., lmax + 1]`` broadcast over m (equivariant).  ``method``:
+    "auto" or "grid" (the separable O(L^3) grid route; both name the same computation).
+    ``grids``: transform tables prepared ahead (what :class:`GauntTensorProduct` passes, so
+    that ``torch.compile`` never traces the table construction).
+    """
+    op = "gaunt.gaunt_tensor_product"
+    l1 = _check_features(op, "x1", x1)
+    l2 = _check_features(op, "x2", x2)
+    check(x1.dtype == x2.dtype, op, "x2", f"must have the dtype of x1 ({x1.dtype}), got {x2.dtype}", TypeError)
+    check(x1.device == x2.device, op, "x2", f"must be on x1's device ({x1.device}), got {x2.device}")
+    check(method in ("auto", "grid"), op, "method", f"must be 'auto' or 'grid', got {method!r}")
+    try:
+        torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
+    except RuntimeError:
+        check(False, op, "x2", f"batch/channel dims {tuple(x2.shape[:-1])} do not broadcast with x1's "
+              f"{tuple(x1.shape[:-1])}")
+    lo = l1 + l2 if lmax_out is None else lmax_out
+    check(isinstance(lo, int) and 0 <= lo <= l1 + l2, op, "lmax_out", f"must be in [0, {l1 + l2}], got {lmax_out}")
+    w1 = _degree_weights(op, "weight1", weight1, l1, x1)
+    w2 = _degree_weights(op, "weight2", weight2, l2, x2)
+    wo = _degree_weights(op, "weight_out", weight_out, lo, x1)
+    if w1 is not None:
+        x1 = x1 * w1
+    if w2 is not None:
+        x2 = x2 * w2
+    g1, g2, go = grids if grids is not None else _grids((l1, l2, lo), l1 + l2 + lo, x1.dtype, x1.device)
+    out = go.from_grid(g1.to_grid(x1) * g2.to_grid(x2))
+    return out if wo is None else out * wo
+
+
+def gaunt_power(x: torch.Tensor, nu: int, lmax_out: Optional[int] = None, *,
+                weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Many-body products ``sum_{n=1..nu} weights[..., n-1, l] * (x^n)_l`` (MACE-style), x^n being
+    the n-fold Gaunt product, computed in one grid transform: powers are pointwise on the grid.
+    ``weights`` ``[..., nu, lmax_out + 1]`` (default: all ones)."""
+    op = "gaunt.gaunt_power"
+    l1 = _check_features(op, "x", x)
+    check(isinstance(nu, int) and 1 <= nu <= 8, op, "nu", f"must be an int in [1, 8], got {nu}")
+    lo = l1 if lmax_out is None else lmax_out
+    check(isinstance(lo, int) and 0 <= lo <= nu * l1, op, "lmax_out", f"must be in [0, {nu * l1}], got {lmax_out}")
+    if weights is not None:
+        check(isinstance(weights, torch.Tensor) and weights.shape[-2:] == (nu, lo + 1), op, "weights",
+              f"must have trailing shape ({nu}, {lo + 1})")
+    gx, go = _grids((l1, lo), nu * l1 + lo, x.dtype, x.device)
+    f = gx.to_grid(x)
+    power, out = f, 0
+    for n in range(nu):
+        if n:
+            power = power * f
+        term = go.from_grid(power)
+        if weights is not None:
+            term = term * _degree_weights(op, "weights", weights[..., n, :], lo, x)
+        out = out + term
+    return out
+
+
+_IRREP = re.compile(r"^\s*(?:(\d+)x)?(\d+)([eo])\s*$")
+
+
+def _parse_irreps(op: str, name: str, irreps: str) -> int:
+    """lmax of an SH-like irreps string "0e + 1o + 2e" (multiplicity 1, parity (-1)^l, consecutive l)."""
+    ls = []
+    for part in irreps.split("+"):
+        m = _IRREP.match(part)
+        check(m is not None, op, name, f"cannot parse {part!r} in {irreps!r}")
+        mul, l, p = int(m.group(1) or 1), int(m.group(2)), m.group(3)
+        check(mul == 1, op, name, f"multiplicities must be 1 (channels go in a separate dim), got {part!r}")
+        check(p == ("e" if l % 2 == 0 else "o"), op, name,
+              f"{part!r}: Gaunt products act on spherical-harmonic-like irreps with parity (-1)^l")
+        ls.append(l)
+    check(ls == list(range(len(ls))), op, name, f"degrees must be 0, 1, ..., lmax in order, got {irreps!r}")
+    return len(ls) - 1
+
+
+def _irreps(lmax: int) -> str:
+    return "+".join(f"1x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1))
+
+
+class GauntTensorProduct(nn.Module):
+    """e3nn-style module: ``GauntTensorProduct("0e+1o+2e", "0e+1o", "0e+1o+2e+3o")``, features
+    ``[..., C, dim]``, learnable per-degree weights on inputs and output (initialised to 1)."""
+
+    def __init__(self, irreps_in1: str, irreps_in2: str, irreps_out: Optional[str] = None, channels: int = 1,
+                 learnable: bool = True):
+        super().__init__()
+        op = "GauntTensorProduct"
+        self.lmax1 = _parse_irreps(op, "irreps_in1", irreps_in1)
+        self.lmax2 = _parse_irreps(op, "irreps_in2", irreps_in2)
+        self.lmax_out = (self.lmax1 + self.lmax2) if irreps_out is None else _parse_irreps(op, "irreps_out", irreps_out)
+        check(self.lmax_out <= self.lmax1 + self.lmax2, op, "irreps_out", "degrees above lmax1 + lmax2 are zero")
+        self.irreps_in1, self.irreps_in2, self.irreps_out = (_irreps(self.lmax1), _irreps(self.lmax2),
+                                                             _irreps(self.lmax_out))
+        make = (lambda n: nn.Parameter(torch.ones(channels, n))) if learnable else (lambda n: None)
+        self.weight1, self.weight2, self.weight_out = make(self.lmax1 + 1), make(self.lmax2 + 1), make(self.lmax_out + 1)
+        self._key = ((self.lmax1, self.lmax2, self.lmax_out), self.lmax1 + self.lmax2 + self.lmax_out)
+        self._grids = _grids(*self._key, torch.get_default_dtype(), torch.device("cpu"))
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        grids = self._grids
+        if grids[0].P.dtype != x1.dtype or grids[0].P.device != x1.device:
+            grids = _grids(*self._key, x1.dtype, x1.device)
+        return gaunt_tensor_product(x1, x2, self.lmax_out, weight1=self.weight1, weight2=self.weight2,
+                                    weight_out=self.weight_out, grids=grids)
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}"

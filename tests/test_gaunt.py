@@ -1,0 +1,157 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_raises_naming, gradcheck, noncontig
+
+import pyops
+from pyops import gaunt
+from pyops.reference import gaunt as ref
+
+e3nn = pytest.importorskip("e3nn")
+from e3nn import o3  # noqa: E402
+
+
+def _sl(l):
+    return slice(l * l, (l + 1) ** 2)
+
+
+def test_spherical_harmonics_match_e3nn():
+    x = torch.randn(50, 3, dtype=torch.float64)
+    for lmax in [0, 1, 4, 11]:
+        want = o3.spherical_harmonics(list(range(lmax + 1)), x, normalize=True, normalization="integral")
+        torch.testing.assert_close(ref.spherical_harmonics(lmax, x), want, atol=1e-12, rtol=0)
+
+
+def test_gaunt_coefficients_are_wigner_3j_times_c():
+    """Independent oracles: e3nn's wigner_3j and sympy's 3j symbol (l1 l2 l3; 0 0 0)."""
+    from sympy.physics.wigner import wigner_3j
+
+    G = ref.gaunt_tensor(4, 4, 4)
+    for l1, l2, l3 in [(1, 1, 2), (2, 2, 2), (1, 2, 3), (3, 4, 3), (4, 4, 4), (2, 3, 1)]:
+        c = abs(math.sqrt((2 * l1 + 1) * (2 * l2 + 1) * (2 * l3 + 1) / (4 * math.pi)) * float(wigner_3j(l1, l2, l3, 0, 0, 0)))
+        w = o3.wigner_3j(l1, l2, l3, dtype=torch.float64)
+        g = G[_sl(l1), _sl(l2), _sl(l3)]
+        if (l1 + l2 + l3) % 2:  # odd paths vanish
+            assert g.abs().max() < 1e-14
+            continue
+        sign = torch.sign((g * w).sum())
+        torch.testing.assert_close(g, sign * c * w, atol=1e-13, rtol=0)
+
+
+@pytest.mark.parametrize("lmax", range(0, 7))
+def test_matches_direct_contraction_fp64_and_fp32(lmax):
+    x1 = torch.randn(3, 4, (lmax + 1) ** 2, dtype=torch.float64)
+    x2 = torch.randn(3, 4, (lmax + 1) ** 2, dtype=torch.float64)
+    want = ref.direct(x1, x2, 2 * lmax)
+    got = gaunt.gaunt_tensor_product(x1, x2)
+    assert (got - want).abs().max() / want.abs().max() < 1e-12
+    got32 = gaunt.gaunt_tensor_product(x1.float(), x2.float())
+    assert ((got32.double() - want).abs().max() / want.abs().max()).item() < 1e-5
+
+
+@pytest.mark.parametrize("lmax", [8, 12, 16])
+def test_high_degrees_against_quadrature_of_selected_outputs(lmax):
+    """For large lmax the full G is too big: check output components one by one,
+    each from its own quadrature slice G[:, :, k]."""
+    x1 = torch.randn(2, (lmax + 1) ** 2, dtype=torch.float64)
+    x2 = torch.randn(2, (lmax + 1) ** 2, dtype=torch.float64)
+    got = gaunt.gaunt_tensor_product(x1, x2, lmax)
+    got32 = gaunt.gaunt_tensor_product(x1.float(), x2.float(), lmax)
+    nb, na = (3 * lmax) // 2 + 1, 3 * lmax + 1
+    zz, ww = np.polynomial.legendre.leggauss(nb)
+    alpha = 2 * math.pi * np.arange(na) / na
+    beta = np.arccos(zz)
+    bb, aa = np.meshgrid(beta, alpha, indexing="ij")
+    xyz = torch.from_numpy(np.stack([np.sin(bb) * np.sin(aa), np.cos(bb), np.sin(bb) * np.cos(aa)], -1).reshape(-1, 3))
+    y = ref.spherical_harmonics(lmax, xyz)
+    weights = torch.from_numpy(np.repeat(ww, na) * 2 * math.pi / na)
+    f = (x1 @ y.T) * (x2 @ y.T)  # the pointwise product on the grid
+    for k in [0, 5, lmax * lmax, (lmax + 1) ** 2 - 1]:
+        want = (f * weights * y[:, k]).sum(-1)
+        scale = got.abs().max()
+        assert ((got[:, k] - want).abs().max() / scale).item() < 1e-12
+        assert ((got32[:, k].double() - want).abs().max() / scale).item() < 1e-5
+
+
+def test_equivariance_under_e3nn_rotations():
+    l1, l2, lo = 3, 2, 4
+    x1, x2 = torch.randn(8, (l1 + 1) ** 2), torch.randn(8, (l2 + 1) ** 2)
+    R = o3.rand_matrix()
+    D = lambda lmax: o3.Irreps([(1, (l, (-1) ** l)) for l in range(lmax + 1)]).D_from_matrix(R)  # noqa: E731
+    out_rot = gaunt.gaunt_tensor_product(x1 @ D(l1).T, x2 @ D(l2).T, lo)
+    rot_out = gaunt.gaunt_tensor_product(x1, x2, lo) @ D(lo).T
+    assert (out_rot - rot_out).abs().max() < 1e-5 * rot_out.abs().max() + 1e-6
+
+
+def test_odd_paths_are_zero_and_broadcast_mixed_lmax():
+    # a pure l=1 input times a pure l=1 input has no l=1 output (1 + 1 + 1 is odd)
+    x1 = torch.zeros(4, 4, dtype=torch.float64)
+    x1[:, 1:4] = torch.randn(4, 3, dtype=torch.float64)
+    x2 = x1.clone()
+    out = gaunt.gaunt_tensor_product(x1, x2)
+    assert out[:, 1:4].abs().max() < 1e-15
+    a = torch.randn(2, 5, 9, dtype=torch.float64)  # lmax 2, 5 channels
+    b = torch.randn(2, 1, 16, dtype=torch.float64)  # lmax 3, broadcast over channels
+    out = gaunt.gaunt_tensor_product(a, b, 4)
+    assert out.shape == (2, 5, 25)
+    torch.testing.assert_close(out, ref.direct(a, b.expand(2, 5, 16), 4), atol=1e-12, rtol=0)
+
+
+def test_per_degree_weights_and_power():
+    x1 = torch.randn(3, 9, dtype=torch.float64)
+    x2 = torch.randn(3, 4, dtype=torch.float64)
+    w1, w2, wo = torch.rand(3), torch.rand(2), torch.rand(4)
+    rep = lambda w, L: w.double().repeat_interleave(torch.tensor([2 * l + 1 for l in range(L)]))  # noqa: E731
+    got = gaunt.gaunt_tensor_product(x1, x2, 3, weight1=w1, weight2=w2, weight_out=wo)
+    want = ref.direct(x1 * rep(w1, 3), x2 * rep(w2, 2), 3) * rep(wo, 4)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    x = torch.randn(2, 9, dtype=torch.float64)
+    weights = torch.rand(3, 5, dtype=torch.float64)
+    x2_ = gaunt.gaunt_tensor_product(x, x)  # lmax 4
+    x3_ = gaunt.gaunt_tensor_product(x2_, x, 4)
+    want = sum(weights[n].repeat_interleave(torch.tensor([1, 3, 5, 7, 9])) * t[..., :25]
+               for n, t in enumerate([torch.nn.functional.pad(x, (0, 16)), x2_, x3_]))
+    torch.testing.assert_close(gaunt.gaunt_power(x, 3, 4, weights=weights), want, atol=1e-11, rtol=0)
+
+
+def test_gradcheck_float64():
+    x1 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    x2 = torch.randn(2, 9, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    gradcheck(lambda a, b, c: gaunt.gaunt_tensor_product(a, b, weight_out=torch.cat([c, c[:1]])), (x1, x2, w))
+
+
+def test_module_compile_empty_noncontig():
+    tp = gaunt.GauntTensorProduct("0e+1o+2e", "0e + 1o", "0e+1o+2e+3o", channels=4)
+    assert tp.irreps_out == "1x0e+1x1o+1x2e+1x3o"
+    x1, x2 = torch.randn(5, 4, 9), torch.randn(5, 1, 4)
+    eager = tp(x1, x2)
+    compiled = torch.compile(tp, fullgraph=True)(x1, x2)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    eager.sum().backward()
+    assert tp.weight1.grad is not None and tp.weight_out.grad.shape == (4, 4)
+    assert gaunt.gaunt_tensor_product(torch.empty(0, 9), torch.empty(0, 4)).shape == (0, 16)
+    a = torch.randn(3, 9)
+    torch.testing.assert_close(gaunt.gaunt_tensor_product(noncontig(a), x2[0]), gaunt.gaunt_tensor_product(a, x2[0]))
+
+
+def test_bad_inputs_name_op_and_argument():
+    a, b = torch.randn(2, 9), torch.randn(2, 4)
+    assert_raises_naming(lambda: gaunt.gaunt_tensor_product(torch.randn(2, 8), b), ValueError, "gaunt_tensor_product",
+                         "'x1'", "(lmax + 1)^2")
+    assert_raises_naming(lambda: gaunt.gaunt_tensor_product(a, torch.randn(3, 4)), ValueError, "gaunt_tensor_product",
+                         "'x2'", "broadcast")
+    assert_raises_naming(lambda: gaunt.gaunt_tensor_product(a.int(), b), TypeError, "gaunt_tensor_product", "'x1'")
+    assert_raises_naming(lambda: gaunt.gaunt_tensor_product(a, b.double()), TypeError, "gaunt_tensor_product", "'x2'")
+    assert_raises_naming(lambda: gaunt.gaunt_tensor_product(a, b, 5), ValueError, "gaunt_tensor_product",
+                         "'lmax_out'")
+    assert_raises_naming(lambda: gaunt.gaunt_tensor_product(a, b, method="fft"), ValueError, "gaunt_tensor_product",
+                         "'method'")
+    assert_raises_naming(lambda: gaunt.gaunt_tensor_product(a, b, weight1=torch.ones(2)), ValueError,
+                         "gaunt_tensor_product", "'weight1'")
+    assert_raises_naming(lambda: gaunt.GauntTensorProduct("0e+1e", "0e"), ValueError, "GauntTensorProduct",
+                         "'irreps_in1'")
+    assert_raises_naming(lambda: gaunt.gaunt_power(a, 9), ValueError, "gaunt_power", "'nu'")
+    assert pyops.gaunt is gaunt
