@@ -62,29 +62,33 @@ def define(
     reference: Callable,
     fake: Callable,
     triton: Optional[Callable] = None,
+    composite: bool = False,
 ) -> torch._ops.OpOverloadPacket:
     """Declare ``pyops::<name>`` and register its backends and fake impl.
 
     ``reference`` and ``triton`` take the op's arguments and return its outputs;
     ``triton`` is a callable that launches Triton kernels on the inputs' device.
+    ``composite``: ``reference`` is itself built from other pyops ops (and so runs
+    their kernels) and serves every device.
     Autograd is registered by the family with ``torch.library.register_autograd``.
     """
     qualname = f"{NAMESPACE}::{name}"
     _lib.define(name + schema)
-    chosen = {}
-    if _has_kernel(qualname, "CPU"):
-        chosen["cpu"] = "cpp"
+    if composite:
+        _lib.impl(name, reference, "CompositeExplicitAutograd")
+        chosen = {"cpu": "composite", "cuda": "composite"}
     else:
-        _lib.impl(name, reference, "CPU")
-        chosen["cpu"] = "reference"
-    if _has_kernel(qualname, "CUDA"):
-        chosen["cuda"] = "cuda"
-    elif triton is not None and triton_available():
-        _lib.impl(name, triton, "CUDA")
-        chosen["cuda"] = "triton"
-    else:
-        _lib.impl(name, reference, "CUDA")
-        chosen["cuda"] = "reference"
+        chosen = {"cpu": "cpp" if _has_kernel(qualname, "CPU") else "reference"}
+        if chosen["cpu"] == "reference":
+            _lib.impl(name, reference, "CPU")
+        if _has_kernel(qualname, "CUDA"):
+            chosen["cuda"] = "cuda"
+        elif triton is not None and triton_available():
+            _lib.impl(name, triton, "CUDA")
+            chosen["cuda"] = "triton"
+        else:
+            _lib.impl(name, reference, "CUDA")
+            chosen["cuda"] = "reference"
     torch.library.register_fake(qualname, fake, lib=_lib)
     BACKENDS[name] = chosen
     return getattr(torch.ops.pyops, name)

@@ -134,7 +134,7 @@ def _apply_impl(x, borders, levels, bits, fn):
 # One op for every built-in: forward (y, codes); autograd keeps only codes + the level table.
 _apply = define(
     "fewbit_apply", "(Tensor x, Tensor borders, Tensor levels, int bits, str fn) -> (Tensor, Tensor)",
-    reference=_apply_impl, triton=_apply_impl,
+    reference=_apply_impl, composite=True,
     fake=lambda x, borders, levels, bits, fn: (torch.empty_like(x),
                                                 x.new_empty((x.numel() * bits + 7) // 8, dtype=torch.uint8)),
 )
