@@ -8,9 +8,9 @@ this install was built with.
 __version__ = "0.1.0"
 
 from pyops import _library  # noqa: F401  (loads _C before any schema is defined)
-from pyops import fewbit, gaunt, intops, pam  # noqa: E402
+from pyops import fewbit, gaunt, intops, pam, wavehax  # noqa: E402
 from pyops import nn  # noqa: E402
 from pyops.intops import int_exp, int_gelu, int_layernorm, int_softmax, isqrt, requantize  # noqa: E402
 
-__all__ = ["pam", "fewbit", "intops", "gaunt", "nn", "int_exp", "int_softmax", "int_gelu", "int_layernorm", "requantize", "isqrt",
+__all__ = ["pam", "fewbit", "intops", "gaunt", "wavehax", "nn", "int_exp", "int_softmax", "int_gelu", "int_layernorm", "requantize", "isqrt",
            "__version__"]

@@ -1,0 +1,1 @@
+"""Baseline models written from their published architectures (random weights)."""

@@ -1,0 +1,145 @@
+"""A faithful pure-PyTorch re-statement of the official Wavehax generator
+(chomeyama/wavehax, v1): the same modules, parameter names and arithmetic, written
+here so our fast generator can be tested against it.  The one change: randomness
+(the prior's start phase and noise) comes from an explicit torch.Generator.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def harmonic_prior_explicit(f0: Tensor, hop_length: int, sample_rate: int, noise: Tensor, phase0: Tensor,
+                            power_factor: float = 0.1) -> Tensor:
+    """The official "pcph" prior: an explicit [B, K, T] float64 sum of harmonics k f0 <= sr/2,
+    each of amplitude power_factor * sqrt(2 / n_harmonics), n_harmonics = (sr/2) / f0; 0 when
+    unvoiced; plus ``noise`` [B, 1, T] (already scaled).  ``phase0`` [B]: start phase in cycles."""
+    vuv = f0 > 0
+    if not bool(vuv.any()):
+        return noise
+    max_k = int(sample_rate / 2 / float(f0[vuv].min()))
+    n_harmonics = torch.where(vuv, sample_rate / 2.0 / f0.clamp(min=1e-12), torch.ones_like(f0))
+    k = torch.arange(1, max_k + 1, device=f0.device).reshape(1, -1, 1)
+    mask = torch.repeat_interleave(f0 * k <= sample_rate / 2.0, hop_length, dim=2)
+    amplitude = torch.repeat_interleave(vuv * power_factor * torch.sqrt(2.0 / n_harmonics), hop_length, dim=2)
+    f0 = torch.repeat_interleave(f0, hop_length, dim=2)
+    radius = f0.to(torch.float64) / sample_rate
+    radius[..., 0] += phase0.reshape(-1, 1).to(torch.float64)
+    phase = 2.0 * math.pi * torch.cumsum(radius, dim=2) * k
+    harmonics = mask * torch.sin(phase).to(torch.float32)
+    return amplitude * harmonics.sum(dim=1, keepdim=True) + noise
+
+
+class STFT(nn.Module):
+    """Enframe by an identity convolution, periodic Hann window, rfft; inverse by irfft,
+    window, overlap-add and division by the window-square envelope."""
+
+    def __init__(self, n_fft: int, hop_length: int):
+        super().__init__()
+        self.n_fft, self.hop_length, self.n_bins = n_fft, hop_length, n_fft // 2 + 1
+        window = torch.hann_window(n_fft).reshape(1, n_fft, 1)
+        self.register_buffer("window", window)
+        self.register_buffer("window_envelope", window.square())
+        self.register_buffer("enframe_kernel", torch.eye(n_fft).unsqueeze(1))
+
+    def forward(self, x: Tensor):
+        pad = self.n_fft - self.hop_length
+        x = F.pad(x, (pad // 2, pad - pad // 2))
+        x = x.unsqueeze(1) if x.dim() == 2 else x
+        x = F.conv1d(x, self.enframe_kernel, stride=self.hop_length) * self.window
+        spec = torch.fft.rfft(x, dim=1)
+        return spec.real, spec.imag
+
+    def inverse(self, real: Tensor, imag: Tensor) -> Tensor:
+        frames = real.shape[2]
+        samples = frames * self.hop_length
+        x = torch.fft.irfft(torch.complex(real, imag), n=self.n_fft, dim=1) * self.window
+        x = F.conv_transpose1d(x, self.enframe_kernel, stride=self.hop_length)
+        env = F.conv_transpose1d(self.window_envelope.repeat(1, 1, frames), self.enframe_kernel,
+                                 stride=self.hop_length)
+        pad = (self.n_fft - self.hop_length) // 2
+        return x[..., pad:samples + pad] / env[..., pad:samples + pad]
+
+
+class LayerNorm2d(nn.Module):
+    """Normalise over (C, F, T) per utterance, or over (C, F) per frame; per-channel affine."""
+
+    def __init__(self, channels: int, framewise: bool = False, eps: float = 1e-6):
+        super().__init__()
+        self.channels, self.eps = channels, eps
+        self.dims = [1, 2] if framewise else [1, 2, 3]
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x - x.mean(self.dims, keepdim=True)
+        x = x / torch.sqrt((x ** 2).mean(self.dims, keepdim=True) + self.eps)
+        return self.gamma.view(1, -1, 1, 1) * x + self.beta.view(1, -1, 1, 1)
+
+
+class ConvNeXtBlock2d(nn.Module):
+    def __init__(self, channels: int, mult_channels: int, kernel_size: int, framewise_norm: bool,
+                 layer_scale_init_value: float):
+        super().__init__()
+        self.dwconv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=False,
+                                padding_mode="reflect")
+        self.norm = LayerNorm2d(channels, framewise=framewise_norm)
+        self.pwconv1 = nn.Conv2d(channels, channels * mult_channels, 1)
+        self.nonlinear = nn.GELU()
+        self.pwconv2 = nn.Conv2d(channels * mult_channels, channels, 1)
+        self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(1, channels, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        residual = x
+        x = self.pwconv2(self.nonlinear(self.pwconv1(self.norm(self.dwconv(x)))))
+        return residual + self.gamma * x
+
+
+class WavehaxGenerator(nn.Module):
+    """Official v1 defaults: 100 mel bins, 32 channels, x2 expansion, 7x7 kernels, 8 blocks,
+    n_fft 480, hop 240, 24 kHz, "pcph" prior."""
+
+    def __init__(self, in_channels: int = 100, channels: int = 32, mult_channels: int = 2, kernel_size: int = 7,
+                 num_blocks: int = 8, n_fft: int = 480, hop_length: int = 240, sample_rate: int = 24000,
+                 framewise_norm: bool = False):
+        super().__init__()
+        self.in_channels, self.n_fft, self.hop_length, self.sample_rate = in_channels, n_fft, hop_length, sample_rate
+        n_bins = n_fft // 2 + 1
+        self.stft = STFT(n_fft, hop_length)
+        self.prior_proj = nn.Conv1d(n_bins, n_bins, 7, padding=3, padding_mode="reflect")
+        self.cond_proj = nn.Conv1d(in_channels, n_bins, 7, padding=3, padding_mode="reflect")
+        self.input_proj = nn.Conv2d(5, channels, 1, bias=False)
+        self.input_norm = LayerNorm2d(channels, framewise=framewise_norm)
+        self.blocks = nn.ModuleList([ConvNeXtBlock2d(channels, mult_channels, kernel_size, framewise_norm,
+                                                     1 / num_blocks) for _ in range(num_blocks)])
+        self.output_norm = LayerNorm2d(channels, framewise=framewise_norm)
+        self.output_proj = nn.Conv2d(channels, 2, 1)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0.0)
+
+    def prior_randomness(self, f0: Tensor, generator: Optional[torch.Generator] = None):
+        """(noise [B, 1, T] scaled by 0.01, start phases [B] in cycles), drawn like the official code."""
+        b, _, n = f0.shape
+        noise = 0.01 * torch.randn((b, 1, n * self.hop_length), generator=generator, device=f0.device)
+        phase0 = torch.rand((b,), generator=generator, device=f0.device, dtype=torch.float64)
+        return noise, phase0
+
+    def forward(self, cond: Tensor, f0: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        with torch.no_grad():
+            noise, phase0 = self.prior_randomness(f0, generator)
+            prior = harmonic_prior_explicit(f0, self.hop_length, self.sample_rate, noise, phase0)
+            real, imag = self.stft(prior)
+        x = torch.stack([real, imag, self.prior_proj(real), self.prior_proj(imag), self.cond_proj(cond)], dim=1)
+        x = self.input_norm(self.input_proj(x))
+        for block in self.blocks:
+            x = block(x)
+        x = self.output_proj(self.output_norm(x))
+        return self.stft.inverse(x[:, 0], x[:, 1])
