@@ -1,4 +1,6 @@
 # `make test` and `make bench` set everything up from nothing on a fresh clone.
+# make test = ctest (csrc/include unit tests + nvcc compile check of csrc/cuda) +
+#             CUDA binding syntax check + pytest (Triton in its interpreter without a GPU).
 # A torch that python3 can already import (e.g. a CUDA build on a GPU box) is
 # reused through --system-site-packages; otherwise the CPU wheel 2.13.0 is installed.
 VENV   ?= .venv
@@ -7,7 +9,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 SRCS   := $(wildcard csrc/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/include/pyops/*.h) setup.py
 export MAX_JOBS ?= 2
 
-.PHONY: test bench bench-quick ctest nvcc-check pytest clean
+.PHONY: test bench bench-quick ctest cuda-bindings pytest clean
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
@@ -29,10 +31,14 @@ ctest:
 	cmake --build build/cmake -j 2
 	cd build/cmake && ctest --output-on-failure
 
+# the CUDA bindings cannot be built against a CPU torch: syntax-check them instead
+cuda-bindings: $(VENV)/.deps
+	$(PY) scripts/check_cuda_bindings.py
+
 pytest: $(VENV)/.built
 	$(PY) -m pytest -q tests
 
-test: ctest pytest
+test: ctest cuda-bindings pytest
 
 bench: $(VENV)/.built
 	$(PY) -m benchmarks
