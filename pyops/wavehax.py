@@ -96,7 +96,7 @@ def _stats(x: Tensor, eps: float, framewise: bool):
         return mean, torch.rsqrt(var + eps)
     v = x.reshape(x.shape[0], -1)
     n = v.shape[1]
-    mean = v.sum(1, dtype=torch.float64) / n
+    mean = v.sum(1).double() / n  # torch's cascaded float32 sum: no float64 copy of x
     var = (torch.linalg.vector_norm(v, dim=1).double() ** 2 / n - mean ** 2).clamp(min=0)
     shape = (-1, 1, 1, 1)
     return mean.to(x.dtype).reshape(shape), torch.rsqrt(var + eps).to(x.dtype).reshape(shape)
@@ -117,6 +117,7 @@ def convnext2d_block(x: Tensor, block: nn.Module, framewise: bool = False) -> Te
     h = x.permute(0, 3, 1, 2)  # a channels-last NCHW view: the depthwise conv reads it in place
     h = F.conv2d(F.pad(h, (k // 2,) * 4, mode="reflect"), block.dwconv.weight, groups=c).permute(0, 2, 3, 1)
     w1, b1 = block.pwconv1.weight.flatten(1), block.pwconv1.bias
+    b, f, t, _ = h.shape
     if framewise:
         h = F.linear(_layer_norm(h, block.norm, True), w1, b1)
     else:
@@ -125,10 +126,13 @@ def convnext2d_block(x: Tensor, block: nn.Module, framewise: bool = False) -> Te
         wg = w1 * block.norm.gamma  # [2C, C]
         weight = rstd.reshape(-1, 1, 1) * wg.t()  # [B, C, 2C]
         bias = (w1 @ block.norm.beta + b1) - (rstd * mean).reshape(-1, 1) * wg.sum(1)  # [B, 2C]
-        b, f, t, _ = h.shape
-        h = torch.baddbmm(bias.unsqueeze(1), h.reshape(b, f * t, c), weight).reshape(b, f, t, -1)
-    h = F.linear(F.gelu(h), block.pwconv2.weight.flatten(1), block.pwconv2.bias)
-    return torch.addcmul(x, h, block.gamma.reshape(-1))
+        # bmm, then the bias in place: baddbmm would first copy the broadcast bias into its output
+        h = torch.bmm(h.reshape(b, f * t, c), weight).add_(bias.unsqueeze(1)).reshape(b, f, t, -1)
+    # PW2 and the layer scale as one matmul accumulating onto the residual (addmm's input)
+    gamma = block.gamma.reshape(-1)
+    w2 = block.pwconv2.weight.flatten(1) * gamma.unsqueeze(1)  # [C, 2C]
+    out = torch.addmm(x.reshape(-1, c), F.gelu(h).reshape(-1, w2.shape[1]), w2.t())
+    return out.add_(block.pwconv2.bias * gamma).reshape(x.shape)
 
 
 class WavehaxGenerator(ref.WavehaxGenerator):
