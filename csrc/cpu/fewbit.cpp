@@ -43,15 +43,6 @@ void pack_groups(const uint8_t* __restrict codes, int64_t groups, uint8_t* __res
   }
 }
 
-template <int BITS>
-void unpack_groups(const uint8_t* __restrict in, int64_t groups, uint8_t* __restrict codes) {
-  for (int64_t g = 0; g < groups; ++g) {
-    uint64_t w = 0;
-    std::memcpy(&w, in + g * BITS, BITS);
-    for (int j = 0; j < 8; ++j) codes[g * 8 + j] = (uint8_t)fb::unpack(w, j, BITS);
-  }
-}
-
 template <typename Fn>
 void with_bits(int bits, Fn fn) {
   switch (bits) {
@@ -105,12 +96,24 @@ Tensor encode(const Tensor& x_, const Tensor& borders_, int64_t bits) {
   return out;
 }
 
-template <typename T, typename Acc>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void scale_block(const T* __restrict g,
-                                                                              const uint8_t* __restrict codes,
-                                                                              const float* __restrict levels,
-                                                                              T* __restrict out, int64_t len) {
-  for (int64_t i = 0; i < len; ++i) out[i] = (T)((Acc)levels[codes[i]] * (Acc)g[i]);
+// Unpack and scale in one pass: each group's code word is one unaligned 8-byte load
+// (reading past the group's BITS bytes, which is fine wherever 8 bytes remain in
+// the stream; the stream's last groups go through a zero-padded copy).
+template <int BITS, typename T, typename Acc>
+__attribute__((target_clones("avx512f", "avx2", "default"))) void backward_groups(
+    const uint8_t* __restrict codes, int64_t g0, int64_t g1, int64_t n, int64_t n_bytes, const T* __restrict g,
+    const float* __restrict levels, T* __restrict out) {
+  for (int64_t q = g0; q < g1; ++q) {
+    uint64_t w = 0;
+    if (q * BITS + 8 <= n_bytes) {
+      std::memcpy(&w, codes + q * BITS, 8);
+    } else {
+      std::memcpy(&w, codes + q * BITS, n_bytes - q * BITS);
+    }
+    const int64_t len = n - q * 8 < 8 ? n - q * 8 : 8;
+    for (int j = 0; j < len; ++j)
+      out[q * 8 + j] = (T)((Acc)levels[fb::unpack(w, j, BITS)] * (Acc)g[q * 8 + j]);
+  }
 }
 
 Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_, int64_t bits) {
@@ -124,22 +127,10 @@ Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_
     using acc_t = at::opmath_type<scalar_t>;  // float for half/bf16: the product is rounded once
     const scalar_t* pg = grad.const_data_ptr<scalar_t>();
     scalar_t* po = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, (n + kBlock - 1) / kBlock, 1, [&](int64_t lo, int64_t hi) {
-      uint8_t idx[kBlock];
-      for (int64_t blk = lo; blk < hi; ++blk) {
-        const int64_t base = blk * kBlock, len = n - base < kBlock ? n - base : kBlock;
-        const int64_t full = len / 8, rest = len % 8;
-        const uint8_t* src = pc + base / 8 * bits;
-        with_bits((int)bits, [&](auto b) {
-          unpack_groups<b()>(src, full, idx);
-          if (rest) {  // the stream's short last group, through a padded copy
-            uint8_t bytes[8] = {};
-            std::memcpy(bytes, src + full * bits, n_bytes - (base / 8 + full) * bits);
-            unpack_groups<b()>(bytes, 1, idx + full * 8);
-          }
-        });
-        scale_block<scalar_t, acc_t>(pg + base, idx, lv, po + base, len);
-      }
+    at::parallel_for(0, (n + 7) / 8, kBlock / 8, [&](int64_t lo, int64_t hi) {
+      with_bits((int)bits, [&](auto b) {
+        backward_groups<b(), scalar_t, acc_t>(pc, lo, hi, n, n_bytes, pg, lv, po);
+      });
     });
   });
   return out;
