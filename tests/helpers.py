@@ -8,6 +8,7 @@ Backends under test, by name:
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -36,6 +37,20 @@ def backends(triton_fn: Optional[Callable] = None) -> list[str]:
     if HAS_CUDA:
         names.append("cuda")
     return names
+
+
+def family_backends(family: str):
+    """(backend names, launcher lookup, Triton module or None) for a family's tests;
+    ``lookup(name)`` is the Triton launcher ``pyops.kernels.<family>.<name>``."""
+    try:
+        module = importlib.import_module(f"pyops.kernels.{family}")
+    except ImportError:  # no triton: the "triton" backend is not listed
+        module = None
+
+    def lookup(name: str):
+        return getattr(module, name) if module is not None else None
+
+    return backends(module), lookup, module
 
 
 def triton_device() -> torch.device:

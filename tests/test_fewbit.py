@@ -7,7 +7,7 @@ from helpers import (
     HAS_CUDA,
     assert_raises_naming,
     assert_same,
-    backends,
+    family_backends,
     noncontig,
     opcheck,
     run_backend,
@@ -22,16 +22,7 @@ from pyops.reference import fewbit as ref
 
 ops = torch.ops.pyops
 
-try:
-    from pyops.kernels import fewbit as tk
-except ImportError:
-    tk = None
-
-BACKENDS = backends(tk)
-
-
-def _triton(name):
-    return getattr(tk, name) if tk is not None else None
+BACKENDS, _triton, tk = family_backends("fewbit")
 
 
 # --------------------------------------------------------------- tables

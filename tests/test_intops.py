@@ -6,7 +6,7 @@ from helpers import (
     HAS_CPP,
     assert_raises_naming,
     assert_same,
-    backends,
+    family_backends,
     noncontig,
     opcheck,
     run_backend,
@@ -20,16 +20,7 @@ from pyops.reference import intops as ref
 
 ops = torch.ops.pyops
 
-try:
-    from pyops.kernels import intops as tk
-except ImportError:
-    tk = None
-
-BACKENDS = backends(tk)
-
-
-def _triton(name):
-    return getattr(tk, name) if tk is not None else None
+BACKENDS, _triton, tk = family_backends("intops")
 
 
 def _ints(shape, dtype, lo=None, hi=None, seed=0):

@@ -6,7 +6,7 @@ from helpers import (
     HAS_CPP,
     assert_raises_naming,
     assert_same,
-    backends,
+    family_backends,
     gradcheck,
     noncontig,
     opcheck,
@@ -22,16 +22,7 @@ ops = torch.ops.pyops
 INF, NAN = float("inf"), float("nan")
 TINY = 1e-40  # a float32 denormal
 
-try:
-    from pyops.kernels import pam as tk
-except ImportError:  # triton missing: the "triton" backend is not listed
-    tk = None
-
-BACKENDS = backends(tk)
-
-
-def _triton(name):
-    return getattr(tk, name) if tk is not None else None
+BACKENDS, _triton, tk = family_backends("pam")
 
 
 # --------------------------------------------------------------- values
