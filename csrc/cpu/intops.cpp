@@ -56,8 +56,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_row(
     uint32_t* __restrict e, bool ibert, int out_shift) {
   int32_t mx = in[0];
   for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
+  for (int64_t i = 0; i < n; ++i) e[i] = table[mx - (int32_t)in[i]];  // a pure gather: vectorises
   uint64_t sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += e[i] = table[mx - in[i]];
+  for (int64_t i = 0; i < n; ++i) sum += e[i];
   // ibert: sum >= 2^15 - 1 (the row max's e16); shiftmax: clamped to 2^31 - 1 like I-ViT's.
   const uint32_t factor =
       (uint32_t)(ibert ? (uint64_t(1) << 32) / sum : 2147483647u / (sum < 2147483647u ? sum : 2147483647u));
