@@ -27,6 +27,10 @@ from pyops.reference import gaunt as ref
 __all__ = ["gaunt_tensor_product", "gaunt_power", "GauntTensorProduct", "lmax_of"]
 
 DTYPES = (torch.float32, torch.float64)
+METHODS = ("auto", "grid", "dense")
+# method="auto": dense transforms (one matmul each, O(L^4)) up to this lmax1 + lmax2 + lmax_out,
+# the separable O(L^3) grid transforms above it; calibrated with benchmarks/bench_gaunt.py on CPU.
+AUTO_DENSE_MAX_DEGREE = 40
 
 
 def lmax_of(dim: int) -> Optional[int]:
@@ -54,6 +58,12 @@ class _Grid:
         pos = [(m + lmax) * L + l for l in range(L) for m in range(-l, l + 1)]
         self.pos = torch.tensor(pos, device=device)
         self.shape = (2 * lmax + 1, L)
+        # The same transforms as dense [D, grid] matrices: O(L^4) per channel, but one BLAS call
+        # each, which beats the separable O(L^3) einsums up to moderate L (see ``method``).
+        Y = np.einsum("mlk,mj->mlkj", P, A).reshape(2 * lmax + 1, L, -1)  # Y[m, l, (k, j)]
+        Yw = np.einsum("mlk,mj->mlkj", P * w[None, None, :], A * (2 * math.pi / n_alpha)).reshape(2 * lmax + 1, L, -1)
+        flat = lambda a: a.reshape(-1, a.shape[-1])[pos]  # noqa: E731  rows in e3nn order
+        self.Y, self.Yw = t(flat(Y)), t(flat(Yw).T.copy())
 
     def to_grid(self, x: torch.Tensor) -> torch.Tensor:
         pad = x.new_zeros(*x.shape[:-1], self.shape[0] * self.shape[1])
@@ -65,6 +75,12 @@ class _Grid:
         g = torch.einsum("...kj,mj->...mk", f, self.Aw)
         pad = torch.einsum("...mk,mlk->...ml", g, self.Pw)
         return pad.flatten(-2).index_select(-1, self.pos)
+
+    def to_grid_dense(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.Y  # [..., n_beta * n_alpha]
+
+    def from_grid_dense(self, f: torch.Tensor) -> torch.Tensor:
+        return f @ self.Yw
 
 
 @functools.lru_cache(maxsize=64)
@@ -100,8 +116,10 @@ def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[
 
     x1 ``[..., C, (lmax1+1)^2]``, x2 ``[..., C or 1, (lmax2+1)^2]`` (broadcast like torch);
     ``lmax_out`` defaults to lmax1 + lmax2.  ``weight1``/``weight2``/``weight_out`` are
-    per-degree weights ``[..., lmax + 1]`` broadcast over m (equivariant).  ``method``:
-    "auto" or "grid" (the separable O(L^3) grid route; both name the same computation).
+    per-degree weights ``[..., lmax + 1]`` broadcast over m (equivariant).  ``method``: "grid"
+    (separable transforms, O(L^3) per channel), "dense" (the same grid transforms as one
+    matmul each, O(L^4) but BLAS-bound) or "auto" (dense up to lmax1 + lmax2 + lmax_out =
+    ``AUTO_DENSE_MAX_DEGREE``).  All three compute the same exact quadrature.
     ``grids``: transform tables prepared ahead (what :class:`GauntTensorProduct` passes, so
     that ``torch.compile`` never traces the table construction).
     """
@@ -110,7 +128,7 @@ def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[
     l2 = _check_features(op, "x2", x2)
     check(x1.dtype == x2.dtype, op, "x2", f"must have the dtype of x1 ({x1.dtype}), got {x2.dtype}", TypeError)
     check(x1.device == x2.device, op, "x2", f"must be on x1's device ({x1.device}), got {x2.device}")
-    check(method in ("auto", "grid"), op, "method", f"must be 'auto' or 'grid', got {method!r}")
+    check(method in METHODS, op, "method", f"must be one of {METHODS}, got {method!r}")
     try:
         torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
     except RuntimeError:
@@ -126,7 +144,12 @@ def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[
     if w2 is not None:
         x2 = x2 * w2
     g1, g2, go = grids if grids is not None else _grids((l1, l2, lo), l1 + l2 + lo, x1.dtype, x1.device)
-    out = go.from_grid(g1.to_grid(x1) * g2.to_grid(x2))
+    if method == "auto":
+        method = "dense" if l1 + l2 + lo <= AUTO_DENSE_MAX_DEGREE else "grid"
+    if method == "dense":
+        out = go.from_grid_dense(g1.to_grid_dense(x1) * g2.to_grid_dense(x2))
+    else:
+        out = go.from_grid(g1.to_grid(x1) * g2.to_grid(x2))
     return out if wo is None else out * wo
 
 
