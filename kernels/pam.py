@@ -14,8 +14,6 @@ import triton.language as tl
 from pyops.reference import pam as ref
 
 _BLOCK = 1024
-_INF = 0x7F800000
-_NAN = 0x7FC00000
 
 
 @triton.jit

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 from typing import Callable, Optional
 
@@ -302,7 +301,3 @@ def convert(model: nn.Module, bits: int = 3, weight: str = "uniform") -> dict[st
             report[qual] = f"nn.{type(child).__name__} -> {type(new).__name__}(bits={bits})"
     return report
 
-
-def saved_bytes(n: int, bits: int) -> int:
-    """Bytes the backward keeps for n elements (the code stream; the level table is extra)."""
-    return math.ceil(n * bits / 8)
