@@ -108,11 +108,8 @@ def _log2_kernel(x_ptr, o_ptr, n, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _grad_factor_kernel(a_ptr, b_ptr, o_ptr, n, bias, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    ua = _bits(tl.load(a_ptr + offs, mask=m, other=0.0))
-    ub = _bits(tl.load(b_ptr + offs, mask=m, other=0.0))
+def _grad_factor_bits(ua, ub, bias):
+    """d PAM(a, b) / da = sign(b) 2^(E(PAM(a, b)) - E(a)), as bits (see pam.h)."""
     ea = (ua >> 23) & 0xFF
     eb = (ub >> 23) & 0xFF
     eo = (_mul_bits(ua, ub, bias) >> 23) & 0xFF
@@ -120,8 +117,44 @@ def _grad_factor_kernel(a_ptr, b_ptr, o_ptr, n, bias, BLOCK: tl.constexpr):
     mag = tl.where(e < 1, 0, tl.where(e >= 255, 0x7F800000, e << 23))
     r = (ub & 0x80000000) | mag
     r = tl.where((ea == 0) | (eb == 0) | (eo == 0) | (eo == 0xFF), 0, r)
-    r = tl.where((ea == 0xFF) | (eb == 0xFF), 0x7FC00000, r)
-    tl.store(o_ptr + offs, _value(r), mask=m)
+    return tl.where((ea == 0xFF) | (eb == 0xFF), 0x7FC00000, r)
+
+
+@triton.jit
+def _grad_factor_kernel(a_ptr, b_ptr, o_ptr, n, bias, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    ua = _bits(tl.load(a_ptr + offs, mask=m, other=0.0))
+    ub = _bits(tl.load(b_ptr + offs, mask=m, other=0.0))
+    tl.store(o_ptr + offs, _value(_grad_factor_bits(ua, ub, bias)), mask=m)
+
+
+@triton.jit
+def _exact_grad_kernel(g_ptr, p_ptr, q_ptr, out_ptr, R, P, Q, bias,
+                       sgb, sgr, sgq, spb, spr, spp, sqb, sqp, sqq, sob, sor, sop,
+                       BR: tl.constexpr, BP: tl.constexpr, BQ: tl.constexpr):
+    """out[r, p] = sum_q PAM(g[r, q], d PAM(pv[r, p], qv[p, q]) / d pv), one batch per program row.
+    dA: (r, p, q) = (i, k, j), pv = A, qv = B.  dB: (r, p, q) = (j, k, i), pv = B^T, qv = A^T,
+    every operand read transposed through its strides."""
+    pid_r, pid_p, batch = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    rr = pid_r * BR + tl.arange(0, BR)
+    rp = pid_p * BP + tl.arange(0, BP)
+    rq = tl.arange(0, BQ)
+    pv = tl.load(p_ptr + batch * spb + rr[:, None] * spr + rp[None, :] * spp,
+                 mask=(rr[:, None] < R) & (rp[None, :] < P), other=0.0)
+    acc = tl.zeros((BR, BP), dtype=tl.float32)
+    for q0 in range(0, Q, BQ):
+        qs = q0 + rq
+        qv = tl.load(q_ptr + batch * sqb + rp[:, None] * sqp + qs[None, :] * sqq,
+                     mask=(rp[:, None] < P) & (qs[None, :] < Q), other=0.0)
+        g = tl.load(g_ptr + batch * sgb + rr[:, None] * sgr + qs[None, :] * sgq,
+                    mask=(rr[:, None] < R) & (qs[None, :] < Q), other=0.0)
+        factor = _grad_factor_bits(_bits(pv)[:, :, None], _bits(qv)[None, :, :], bias)  # [BR, BP, BQ]
+        # the factor is a power of two: PAM with it (bias of 1.0) is an exact scaling
+        one = tl.full([], 0x3F800000, tl.int64)
+        acc += tl.sum(_value(_mul_bits(_bits(g)[:, None, :], factor, one)), axis=2)
+    tl.store(out_ptr + batch * sob + rr[:, None] * sor + rp[None, :] * sop, acc,
+             mask=(rr[:, None] < R) & (rp[None, :] < P))
 
 
 @triton.jit
@@ -194,6 +227,28 @@ def exp2(x):
 
 def log2(x):
     return ref.log2(x) if x.dtype == torch.float64 else _unary(_log2_kernel, x)
+
+
+def bmm_exact_grad(grad, a, b, offset=1.0, BR=16, BP=16, BQ=8):
+    if a.dtype == torch.float64:
+        return ref.bmm_exact_grad(grad, a, b, offset)
+    g32, a32, b32 = grad.to(torch.float32), a.to(torch.float32), b.to(torch.float32)
+    batch, M, K = a32.shape
+    N = b32.shape[2]
+    ga = torch.zeros_like(a32)
+    gb = torch.zeros_like(b32)
+    bias = _bias(offset, a.dtype)
+    if ga.numel() and N:  # dA[i, k] = sum_j PAM(g[i, j], dPAM(A[i, k], B[k, j]) / dA)
+        _exact_grad_kernel[(triton.cdiv(M, BR), triton.cdiv(K, BP), batch)](
+            g32, a32, b32, ga, M, K, N, bias, *g32.stride(), *a32.stride(), *b32.stride(), *ga.stride(),
+            BR=BR, BP=BP, BQ=BQ)
+    if gb.numel() and M:  # dB^T[j, k] = sum_i PAM(g^T[j, i], dPAM(B^T[j, k], A^T[k, i]) / dB)
+        gbt = gb.transpose(1, 2)
+        gt, bt, at = g32.transpose(1, 2), b32.transpose(1, 2), a32.transpose(1, 2)
+        _exact_grad_kernel[(triton.cdiv(N, BR), triton.cdiv(K, BP), batch)](
+            gt, bt, at, gbt, N, K, M, bias, *gt.stride(), *bt.stride(), *at.stride(), *gbt.stride(),
+            BR=BR, BP=BP, BQ=BQ)
+    return ga.to(a.dtype), gb.to(b.dtype)
 
 
 def bmm(a, b, offset=1.0, exact_grad=False, BM=32, BN=32, BK=8):

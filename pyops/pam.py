@@ -68,6 +68,7 @@ _bmm = define("pam_bmm", "(Tensor a, Tensor b, float offset=1.0, bool exact_grad
 _bmm_exact_grad = define(
     "pam_bmm_exact_grad", "(Tensor grad, Tensor a, Tensor b, float offset=1.0) -> (Tensor, Tensor)",
     reference=ref.bmm_exact_grad, fake=lambda g, a, b, offset=1.0: (torch.empty_like(a), torch.empty_like(b)),
+    triton=_triton("bmm_exact_grad"),
 )
 
 
