@@ -1,6 +1,7 @@
-"""fewbit Triton kernels: encode (bucketize + pack) and backward (unpack +
-gather + multiply), each program owning BLOCK groups of 8 elements = BLOCK * b
-bytes of the code stream (eight b-bit codes fill exactly b bytes)."""
+"""fewbit Triton kernels: encode (bucketize + pack), the fused forward
+(activation + encode) and backward (unpack + gather + multiply), each program
+owning GROUPS groups of 8 elements = GROUPS * b bytes of the code stream
+(eight b-bit codes fill exactly b bytes)."""
 
 import torch
 import triton
@@ -10,20 +11,99 @@ _GROUPS = 128
 
 
 @triton.jit
-def _encode_kernel(x_ptr, borders_ptr, out_ptr, n, n_bytes, BITS: tl.constexpr, NB: tl.constexpr,
-                   GROUPS: tl.constexpr):
-    g = tl.program_id(0).to(tl.int64) * GROUPS + tl.arange(0, GROUPS)
-    j = tl.arange(0, 8)
-    idx = g[:, None] * 8 + j[None, :]
-    x = tl.load(x_ptr + idx, mask=idx < n, other=0.0).to(tl.float32)
-    code = tl.zeros((GROUPS, 8), dtype=tl.int64)
+def _store_codes(x, idx, g, borders_ptr, out_ptr, n, n_bytes, BITS: tl.constexpr, NB: tl.constexpr):
+    """Bucketize x [GROUPS, 8] (element indices idx, groups g) and store the groups' BITS bytes each."""
+    code = tl.zeros(x.shape, dtype=tl.int64)
     for k in range(NB):
         code += (x > tl.load(borders_ptr + k)).to(tl.int64)
     code = tl.where(idx < n, code, 0)
+    j = tl.arange(0, 8)
     word = tl.sum(code << (BITS * j[None, :]).to(tl.int64), axis=1)
     for k in range(BITS):
         pos = g * BITS + k
         tl.store(out_ptr + pos, ((word >> (8 * k)) & 255).to(tl.uint8), mask=pos < n_bytes)
+
+
+@triton.jit
+def _encode_kernel(x_ptr, borders_ptr, out_ptr, n, n_bytes, BITS: tl.constexpr, NB: tl.constexpr,
+                   GROUPS: tl.constexpr):
+    g = tl.program_id(0).to(tl.int64) * GROUPS + tl.arange(0, GROUPS)
+    idx = g[:, None] * 8 + tl.arange(0, 8)[None, :]
+    x = tl.load(x_ptr + idx, mask=idx < n, other=0.0).to(tl.float32)
+    _store_codes(x, idx, g, borders_ptr, out_ptr, n, n_bytes, BITS, NB)
+
+
+@triton.jit
+def _tanh(x):
+    t = tl.exp(-2.0 * tl.abs(x))  # no overflow for any x
+    r = (1.0 - t) / (1.0 + t)
+    return tl.where(x < 0, -r, r)
+
+
+@triton.jit
+def _clamp(x, lo, hi):
+    return tl.where(x < lo, lo, tl.where(x > hi, hi, x))  # NaN passes, as in torch (tl.minimum may drop it)
+
+
+@triton.jit
+def _softplus(x):
+    return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.where(x > 20.0, 20.0, x))))
+
+
+@triton.jit
+def _activate(x, FN: tl.constexpr):
+    """Every built-in of pyops.fewbit.FUNCTIONS with torch's default arguments, in float32."""
+    if FN == "gelu":
+        y = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
+    elif FN == "gelu_tanh":
+        y = 0.5 * x * (1.0 + _tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+    elif FN == "silu":
+        y = x * tl.sigmoid(x)
+    elif FN == "elu" or FN == "celu":
+        y = tl.where(x > 0, x, tl.exp(x) - 1.0)
+    elif FN == "selu":
+        y = 1.0507009873554805 * tl.where(x > 0, x, 1.6732632423543772 * (tl.exp(x) - 1.0))
+    elif FN == "mish":
+        y = x * _tanh(_softplus(x))
+    elif FN == "softplus":
+        y = _softplus(x)
+    elif FN == "tanh":
+        y = _tanh(x)
+    elif FN == "sigmoid":
+        y = tl.sigmoid(x)
+    elif FN == "logsigmoid":
+        y = tl.where(x < 0, x, 0.0) - tl.log(1.0 + tl.exp(-tl.abs(x)))
+    elif FN == "softsign":
+        y = x / (1.0 + tl.abs(x))
+    elif FN == "tanhshrink":
+        y = x - _tanh(x)
+    elif FN == "hardswish":
+        y = x * _clamp(x + 3.0, 0.0, 6.0) / 6.0
+    elif FN == "relu" or FN == "threshold":
+        y = tl.where(x <= 0, 0.0, x)  # NaN passes, as in torch
+    elif FN == "leaky_relu":
+        y = tl.where(x > 0, x, 0.01 * x)
+    elif FN == "relu6":
+        y = _clamp(x, 0.0, 6.0)
+    elif FN == "hardtanh":
+        y = _clamp(x, -1.0, 1.0)
+    elif FN == "hardsigmoid":
+        y = _clamp(x + 3.0, 0.0, 6.0) / 6.0
+    elif FN == "hardshrink":
+        y = tl.where((x >= -0.5) & (x <= 0.5), 0.0, x)
+    else:  # softshrink
+        y = tl.where(x > 0.5, x - 0.5, tl.where(x < -0.5, x + 0.5, x * 0.0))
+    return y
+
+
+@triton.jit
+def _forward_kernel(x_ptr, y_ptr, borders_ptr, out_ptr, n, n_bytes, FN: tl.constexpr, BITS: tl.constexpr,
+                    NB: tl.constexpr, GROUPS: tl.constexpr):
+    g = tl.program_id(0).to(tl.int64) * GROUPS + tl.arange(0, GROUPS)
+    idx = g[:, None] * 8 + tl.arange(0, 8)[None, :]
+    x = tl.load(x_ptr + idx, mask=idx < n, other=0.0).to(tl.float32)
+    tl.store(y_ptr + idx, _activate(x, FN).to(y_ptr.dtype.element_ty), mask=idx < n)
+    _store_codes(x, idx, g, borders_ptr, out_ptr, n, n_bytes, BITS, NB)
 
 
 @triton.jit
@@ -53,6 +133,24 @@ def encode(x, borders, bits):
         _encode_kernel[grid](x, borders.float().contiguous(), out, n, n_bytes, BITS=bits, NB=borders.numel(),
                              GROUPS=_GROUPS)
     return out
+
+
+def forward(x, borders, bits, fn):
+    """(f(x), codes) in one kernel; float64 keeps torch's activation (the kernel computes in float32)."""
+    if x.dtype == torch.float64:
+        from pyops.fewbit import FUNCTIONS
+
+        return FUNCTIONS[fn](x).contiguous(), encode(x, borders, bits)
+    x = x.contiguous()
+    n = x.numel()
+    n_bytes = (n * bits + 7) // 8
+    y = torch.empty_like(x)
+    out = torch.empty(n_bytes, dtype=torch.uint8, device=x.device)
+    if n:
+        grid = (triton.cdiv(triton.cdiv(n, 8), _GROUPS),)
+        _forward_kernel[grid](x, y, borders.float().contiguous(), out, n, n_bytes, FN=fn, BITS=bits,
+                              NB=borders.numel(), GROUPS=_GROUPS)
+    return y, out
 
 
 def backward(grad, codes, levels, bits):

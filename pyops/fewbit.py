@@ -125,16 +125,24 @@ _backward = define("fewbit_backward", "(Tensor grad, Tensor codes, Tensor levels
                    triton=_triton("backward"))
 
 
-def _apply_impl(x, borders, levels, bits, fn):
-    # torch's own forward (bit-exact with the native activation) + the code stream
-    return FUNCTIONS[fn](x), _encode(x, borders, bits)
+def _forward_reference(x, borders, bits, fn):
+    check(fn in FUNCTIONS, "fewbit_forward", "fn", f"must be a built-in activation name, got {fn!r}")
+    return FUNCTIONS[fn](x).contiguous(), ref.encode(x, borders, bits)
 
+
+# y = f(x) and the code stream in one pass (fused kernels); fn is a built-in name.
+_forward = define(
+    "fewbit_forward", "(Tensor x, Tensor borders, int bits, str fn) -> (Tensor, Tensor)",
+    reference=_forward_reference, triton=_triton("forward"),
+    fake=lambda x, borders, bits, fn: (x.new_empty(x.shape),
+                                       x.new_empty((x.numel() * bits + 7) // 8, dtype=torch.uint8)),
+)
 
 # One op for every built-in: forward (y, codes); autograd keeps only codes + the level table.
 _apply = define(
     "fewbit_apply", "(Tensor x, Tensor borders, Tensor levels, int bits, str fn) -> (Tensor, Tensor)",
-    reference=_apply_impl, composite=True,
-    fake=lambda x, borders, levels, bits, fn: (torch.empty_like(x),
+    reference=lambda x, borders, levels, bits, fn: _forward(x, borders, bits, fn), composite=True,
+    fake=lambda x, borders, levels, bits, fn: (x.new_empty(x.shape),
                                                 x.new_empty((x.numel() * bits + 7) // 8, dtype=torch.uint8)),
 )
 

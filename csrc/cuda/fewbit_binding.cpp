@@ -6,6 +6,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <tuple>
+
 #include "../cpu/fewbit_args.h"
 #include "fewbit.cuh"
 
@@ -37,6 +39,27 @@ Tensor encode(const Tensor& x_, const Tensor& borders_, int64_t bits) {
   return out;
 }
 
+std::tuple<Tensor, Tensor> forward(const Tensor& x_, const Tensor& borders_, int64_t bits, c10::string_view fn_name) {
+  check_encode("fewbit_forward", x_, borders_, bits);
+  const fewbit::Fn fn = fn_of("fewbit_forward", fn_name);
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;  // x may require grad: torch's *_out must not see it
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const Tensor x = x_.contiguous(), borders = borders_.to(at::kFloat).contiguous();
+  if (x.scalar_type() == at::kDouble) {  // the kernel computes f in float: keep torch's float64 activation
+    Tensor y = at::empty_like(x);
+    torch_activation(fn, x, y);
+    return {y, encode(x, borders, bits)};
+  }
+  const int64_t n = x.numel();
+  Tensor y = at::empty_like(x);
+  Tensor out = at::empty({(n * bits + 7) / 8}, x.options().dtype(at::kByte));
+  k::forward(kind_of(x), x.const_data_ptr(), y.mutable_data_ptr(), borders.const_data_ptr<float>(),
+             (int)borders.numel(), out.mutable_data_ptr<uint8_t>(), n, (int)bits, (int)fn,
+             c10::cuda::getCurrentCUDAStream());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {y, out};
+}
+
 Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_, int64_t bits) {
   check_backward("fewbit_backward", grad_, codes_, levels_, bits);
   const c10::cuda::CUDAGuard guard(grad_.device());
@@ -52,6 +75,7 @@ Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_
 
 TORCH_LIBRARY_IMPL(pyops, CUDA, m) {
   m.impl("fewbit_encode", &encode);
+  m.impl("fewbit_forward", &forward);
   m.impl("fewbit_backward", &backward);
 }
 
