@@ -35,18 +35,25 @@ def harmonic_prior_explicit(f0: Tensor, hop_length: int, sample_rate: int, noise
     return amplitude * harmonics.sum(dim=1, keepdim=True) + noise
 
 
+def harmonic_counts(f0: Tensor, sample_rate: int, power_factor: float):
+    """Per frame, float64: K = #{k : k f0 <= sr/2} (product rounded to float32 as in the official
+    mask) and the amplitude power_factor sqrt(2 f0 / (sr/2)); both 0 when unvoiced."""
+    half = sample_rate / 2.0
+    voiced = f0 > 0
+    f = f0.double().clamp(min=1e-12)
+    k = torch.floor(half / f)
+    k = k + ((k + 1).float() * f0 <= half).double()
+    k = torch.where(voiced, k - ((k.float() * f0 > half) & (k > 0)).double(), torch.zeros_like(k))
+    amplitude = torch.where(voiced, power_factor * torch.sqrt(2.0 / (half / f)), torch.zeros_like(k))
+    return k, amplitude
+
+
 def harmonic_prior(f0: Tensor, noise: Tensor, phase0: Tensor, hop_length: int, sample_rate: int,
                    power_factor: float = 0.1) -> Tensor:
     """The same prior in closed form, O(T) (the ``pyops::wavehax_harmonic_prior`` oracle):
     sum_{k=1..K} sin(k t) = sin(K t / 2) sin((K + 1) t / 2) / sin(t / 2), with K per frame the
     count of k f0 <= sr/2 (product rounded to float32 as in the official mask)."""
-    half = sample_rate / 2.0
-    voiced = f0 > 0
-    k = torch.floor(half / f0.double().clamp(min=1e-12))
-    k = k + ((k + 1).float() * f0 <= half).double()
-    k = torch.where(voiced, k - ((k.float() * f0 > half) & (k > 0)).double(), torch.zeros_like(k))
-    amplitude = torch.where(voiced, power_factor * torch.sqrt(2.0 / (half / f0.double().clamp(min=1e-12))),
-                            torch.zeros_like(k))
+    k, amplitude = harmonic_counts(f0, sample_rate, power_factor)
     k, amplitude = (torch.repeat_interleave(v, hop_length, dim=2) for v in (k, amplitude))
     radius = torch.repeat_interleave(f0, hop_length, dim=2).to(torch.float64) / sample_rate
     radius[..., 0] += phase0.reshape(-1, 1).to(torch.float64)
