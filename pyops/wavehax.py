@@ -3,9 +3,11 @@
 Same parameters and arithmetic as the official generator (see
 ``pyops.reference.wavehax``), three changes that buy the speed:
   * the harmonic prior in closed form, O(T) instead of a [B, K, T] float64 tensor:
-    sum_{k=1..K} sin(k t) = sin(K t / 2) sin((K + 1) t / 2) / sin(t / 2), K per sample;
-  * ConvNeXt blocks run their 1x1 convolutions as matmuls on channels-last
-    activations (NCHW 1x1 convs take PyTorch's slow im2col path on CPU);
+    sum_{k=1..K} sin(k t) = sin(K t / 2) sin((K + 1) t / 2) / sin(t / 2), K per sample
+    (``pyops::wavehax_harmonic_prior``);
+  * each ConvNeXt block is one fused op on channels-last activations
+    (``pyops::wavehax_convnext2d_block``: depthwise conv + norm statistics, then
+    normalise -> PW1 -> GELU -> PW2 -> layer scale -> residual per tile of positions);
   * STFT/iSTFT through torch.fft on strided frames with the window and the
     overlap-add envelope cached per length (no enframing convolution, no host sync).
 A state_dict of the official ``WavehaxGenerator`` (or of the re-statement) loads unchanged.
@@ -20,30 +22,97 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyops._library import check
+from pyops import _library
+from pyops._library import check, check_float, check_same_device, define
 from pyops.reference import wavehax as ref
 
 __all__ = ["harmonic_prior", "stft", "istft", "convnext2d_block", "WavehaxGenerator"]
 
 
+# ---------------------------------------------------------------- ops
+def _triton(name):
+    def launch(*args):
+        from pyops.kernels import wavehax as kernels
+
+        return getattr(kernels, name)(*args)
+
+    return launch
+
+
+_prior = define(
+    "wavehax_harmonic_prior",
+    "(Tensor f0, Tensor noise, Tensor phase0, int hop_length, int sample_rate, float power_factor) -> Tensor",
+    reference=ref.harmonic_prior, fake=lambda f0, noise, phase0, hop, sr, pf: noise.new_empty(noise.shape),
+    triton=_triton("harmonic_prior"))
+
+
+def _prior_backward(ctx, grad):
+    # the prior is additive in the noise; F0 and the start phase are inputs, not learned (the
+    # official code builds the prior under no_grad): no gradient flows to them
+    return None, grad, None, None, None, None
+
+
+torch.library.register_autograd("pyops::wavehax_harmonic_prior", _prior_backward, lib=_library._lib)
+
+
 def harmonic_prior(f0: Tensor, hop_length: int, sample_rate: int, noise: Tensor, phase0: Tensor,
                    power_factor: float = 0.1) -> Tensor:
-    """The "pcph" prior in closed form: [B, 1, N hop] from F0 [B, 1, N] (0 = unvoiced)."""
-    f0s = torch.repeat_interleave(f0, hop_length, dim=2).to(torch.float64)
-    radius = f0s / sample_rate
-    radius[..., 0] += phase0.reshape(-1, 1).to(torch.float64)
-    theta = 2.0 * math.pi * torch.cumsum(radius, dim=2)
-    theta = torch.remainder(theta + math.pi, 2.0 * math.pi) - math.pi  # sin(k t) is 2 pi periodic in t
-    voiced = f0s > 0
-    k = torch.where(voiced, torch.floor(sample_rate / 2.0 / f0s.clamp(min=1e-12)), torch.zeros_like(f0s))
-    half = torch.sin(theta / 2)
-    dirichlet = torch.sin(k * theta / 2) * torch.sin((k + 1) * theta / 2) / torch.where(half == 0, 1.0, half)
-    # near t = 0 the ratio is 0/0: its limit is t K (K + 1) / 2 (first order)
-    small = half.abs() < 1e-7
-    dirichlet = torch.where(small, theta * k * (k + 1) / 2, dirichlet)
-    n_harmonics = torch.where(voiced, sample_rate / 2.0 / f0s.clamp(min=1e-12), torch.ones_like(f0s))
-    amplitude = voiced * power_factor * torch.sqrt(2.0 / n_harmonics)
-    return (amplitude * dirichlet).to(torch.float32) + noise
+    """The "pcph" prior in closed form: [B, 1, N hop] from F0 [B, 1, N] (0 = unvoiced), with
+    ``noise`` [B, 1, N hop] (already scaled) and start phases ``phase0`` [B] in cycles."""
+    op = "wavehax.harmonic_prior"
+    check_float(op, "f0", f0, (torch.float32,))
+    check_float(op, "noise", noise, (torch.float32,))
+    check_float(op, "phase0", phase0, (torch.float64,))
+    check(f0.dim() == 3 and f0.shape[1] == 1, op, "f0", f"must have shape [batch, 1, frames], got {tuple(f0.shape)}")
+    want = (f0.shape[0], 1, f0.shape[2] * hop_length)
+    check(tuple(noise.shape) == want, op, "noise", f"must have shape {want}, got {tuple(noise.shape)}")
+    check(tuple(phase0.shape) == (f0.shape[0],), op, "phase0", f"must have shape [{f0.shape[0]}], got "
+          f"{tuple(phase0.shape)}")
+    check_same_device(op, f0=f0, noise=noise, phase0=phase0)
+    return _prior(f0, noise, phase0, hop_length, sample_rate, power_factor)
+
+
+_block = define(
+    "wavehax_convnext2d_block",
+    "(Tensor x, Tensor dw_weight, Tensor norm_weight, Tensor norm_bias, Tensor pw1_weight, Tensor pw1_bias, "
+    "Tensor pw2_weight, Tensor pw2_bias, Tensor layer_scale, float eps, bool framewise) -> Tensor",
+    reference=ref.convnext2d_block, fake=lambda x, *args: x.new_empty(x.shape), triton=_triton("convnext2d_block"))
+
+
+def _block_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:9])
+    ctx.eps, ctx.framewise = inputs[9], inputs[10]
+
+
+def _block_backward(ctx, grad):
+    # recompute through the reference composition (the spec allows it): the fused forward keeps nothing
+    inputs = [t.detach().requires_grad_(need) for t, need in zip(ctx.saved_tensors, ctx.needs_input_grad)]
+    with torch.enable_grad():
+        out = ref.convnext2d_block(*inputs, ctx.eps, ctx.framewise)
+    wanted = [t for t in inputs if t.requires_grad]
+    grads = iter(torch.autograd.grad(out, wanted, grad) if wanted else ())
+    return (*(next(grads) if t.requires_grad else None for t in inputs), None, None)
+
+
+torch.library.register_autograd("pyops::wavehax_convnext2d_block", _block_backward, setup_context=_block_setup,
+                                lib=_library._lib)
+
+
+def convnext2d_block(x: Tensor, block: nn.Module, framewise: bool = False) -> Tensor:
+    """One ConvNeXt2d block (parameters of ``ref.ConvNeXtBlock2d``) on channels-last x [B, F, T, C]
+    as one fused op: depthwise KxK reflect conv and its norm statistics, then normalise -> PW1 ->
+    GELU -> PW2 -> layer scale -> residual per tile of positions."""
+    op = "wavehax.convnext2d_block"
+    check_float(op, "x", x, (torch.float32, torch.float64))
+    c = block.dwconv.weight.shape[0]
+    check(x.dim() == 4 and x.shape[-1] == c, op, "x", f"must have shape [batch, freq, frames, {c}], got "
+          f"{tuple(x.shape)}")
+    pad = block.dwconv.kernel_size[0] // 2
+    check(x.numel() == 0 or (x.shape[1] > pad and x.shape[2] > pad), op, "x",
+          f"needs freq and frames > {pad} for reflect padding, got {tuple(x.shape)}")
+    return _block(x, block.dwconv.weight, block.norm.gamma, block.norm.beta, block.pwconv1.weight.flatten(1),
+                  block.pwconv1.bias, block.pwconv2.weight.flatten(1), block.pwconv2.bias, block.gamma.reshape(-1),
+                  block.norm.eps, framewise)
 
 
 class _Envelope:
@@ -103,36 +172,18 @@ def _stats(x: Tensor, eps: float, framewise: bool):
 
 
 def _layer_norm(x: Tensor, norm: nn.Module, framewise: bool) -> Tensor:
+    """gamma (x - mean) rstd + beta as one pass: x * scale + shift per (group, channel)."""
     mean, rstd = _stats(x, norm.eps, framewise)
-    return torch.addcmul(norm.beta, (x - mean) * rstd, norm.gamma)
+    scale = rstd * norm.gamma
+    return torch.addcmul(norm.beta - mean * scale, x, scale)
 
 
-def convnext2d_block(x: Tensor, block: nn.Module, framewise: bool = False) -> Tensor:
-    """One ConvNeXt2d block on channels-last x [B, F, T, C] (parameters of ``ref.ConvNeXtBlock2d``):
-    depthwise 7x7 reflect conv and its norm statistics; the utterance-wide LayerNorm2d is folded
-    into PW1's weights per utterance (one batched matmul, no normalised copy); GELU, PW2, layer
-    scale and residual follow."""
-    c = x.shape[-1]
-    k = block.dwconv.kernel_size[0]
-    h = x.permute(0, 3, 1, 2)  # a channels-last NCHW view: the depthwise conv reads it in place
-    h = F.conv2d(F.pad(h, (k // 2,) * 4, mode="reflect"), block.dwconv.weight, groups=c).permute(0, 2, 3, 1)
-    w1, b1 = block.pwconv1.weight.flatten(1), block.pwconv1.bias
-    b, f, t, _ = h.shape
-    if framewise:
-        h = F.linear(_layer_norm(h, block.norm, True), w1, b1)
-    else:
-        # W1 (gamma (h - mean) rstd + beta) + b1 = (rstd W1 diag(gamma)) h + (W1 beta + b1 - rstd mean W1 gamma)
-        mean, rstd = _stats(h, block.norm.eps, False)
-        wg = w1 * block.norm.gamma  # [2C, C]
-        weight = rstd.reshape(-1, 1, 1) * wg.t()  # [B, C, 2C]
-        bias = (w1 @ block.norm.beta + b1) - (rstd * mean).reshape(-1, 1) * wg.sum(1)  # [B, 2C]
-        # bmm, then the bias in place: baddbmm would first copy the broadcast bias into its output
-        h = torch.bmm(h.reshape(b, f * t, c), weight).add_(bias.unsqueeze(1)).reshape(b, f, t, -1)
-    # PW2 and the layer scale as one matmul accumulating onto the residual (addmm's input)
-    gamma = block.gamma.reshape(-1)
-    w2 = block.pwconv2.weight.flatten(1) * gamma.unsqueeze(1)  # [C, 2C]
-    out = torch.addmm(x.reshape(-1, c), F.gelu(h).reshape(-1, w2.shape[1]), w2.t())
-    return out.add_(block.pwconv2.bias * gamma).reshape(x.shape)
+def _norm_linear(x: Tensor, norm: nn.Module, weight: Tensor, bias: Tensor, framewise: bool) -> Tensor:
+    """linear(LayerNorm2d(x)) with the norm folded in: W (gamma (x - mean) rstd + beta) + b
+    = rstd (W' x - mean W' 1) + W beta + b, W' = W diag(gamma); no normalised copy of x."""
+    mean, rstd = _stats(x, norm.eps, framewise)
+    wg = weight * norm.gamma
+    return torch.addcmul(weight @ norm.beta + bias, F.linear(x, wg) - mean * wg.sum(1), rstd)
 
 
 class WavehaxGenerator(ref.WavehaxGenerator):
@@ -168,8 +219,8 @@ class WavehaxGenerator(ref.WavehaxGenerator):
         x = _layer_norm(x, self.input_norm, self.framewise)
         for block in self.blocks:
             x = convnext2d_block(x, block, self.framewise)
-        x = _layer_norm(x, self.output_norm, self.framewise)
-        x = F.linear(x, self.output_proj.weight.flatten(1), self.output_proj.bias)  # [B, F, T, 2]
+        x = _norm_linear(x, self.output_norm, self.output_proj.weight.flatten(1), self.output_proj.bias,
+                         self.framewise)  # [B, F, T, 2]
         return istft(x[..., 0], x[..., 1], window, self.hop_length)
 
     @torch.inference_mode()

@@ -2,12 +2,14 @@ import math
 
 import pytest
 import torch
-from helpers import assert_raises_naming
+from helpers import assert_raises_naming, family_backends, noncontig, opcheck, run_backend
 
 from pyops import wavehax
 from pyops.reference import wavehax as ref
 
 SR, HOP = 24000, 240
+BACKENDS, LAUNCHER, _ = family_backends("wavehax")
+BLOCK, PRIOR = torch.ops.pyops.wavehax_convnext2d_block, torch.ops.pyops.wavehax_harmonic_prior
 
 
 def _pair(**kw):
@@ -124,3 +126,116 @@ def test_bad_inputs_name_the_argument():
     assert_raises_naming(lambda: model(mel, f0[..., :9]), ValueError, "WavehaxGenerator", "'f0'", "frames")
     assert_raises_naming(lambda: model(mel, -f0), ValueError, "WavehaxGenerator", "'f0'", "non-negative")
     assert_raises_naming(lambda: model(mel[:, :80], f0), ValueError, "WavehaxGenerator", "'mel'", "100")
+
+
+# ---------------------------------------------------------------- the ops, backend by backend
+def _block_args(c, framewise, dtype=torch.float32, shape=(2, 9, 11), k=7, seed=0):
+    """(x, parameters..., eps, framewise) for the block op, non-trivial norm affine and layer scale."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s, std=1.0: (std * torch.randn(*s, generator=g)).to(dtype)  # noqa: E731
+    return [r(*shape, c), r(c, 1, k, k, std=0.2), 1 + r(c, std=0.3), r(c, std=0.3), r(2 * c, c, std=0.3),
+            r(2 * c, std=0.1), r(c, 2 * c, std=0.3), r(c, std=0.1), r(c, std=0.5), 1e-6, framewise]
+
+
+def _prior_args(batch=3):
+    f0 = torch.tensor([[[70.0, 70.0, 0.0, 123.4, 400.0, 1000.0, 2000.0, 2000.0]]]).repeat(batch, 1, 1)
+    f0[1:] *= 1.3
+    g = torch.Generator().manual_seed(1)
+    return [f0, 0.01 * torch.randn(batch, 1, 8 * HOP, generator=g), torch.rand(batch, generator=g, dtype=torch.float64),
+            HOP, SR, 0.1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("c", [32, 8, 3])  # AVX2 paths for 16 | C and 8 | C, the scalar loop otherwise
+@pytest.mark.parametrize("framewise", [False, True])
+def test_block_op_matches_reference(backend, c, framewise):
+    args = _block_args(c, framewise)
+    want = ref.convnext2d_block(*args)
+    got = run_backend(backend, BLOCK, LAUNCHER("convnext2d_block"), *args)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    # the module's block applied in NCHW agrees too
+    block = ref.ConvNeXtBlock2d(c, 2, 7, framewise, 1.0)
+    with torch.no_grad():
+        for p, v in zip([block.dwconv.weight, block.norm.gamma, block.norm.beta], args[1:4]):
+            p.copy_(v)
+        block.pwconv1.weight.copy_(args[4][..., None, None]), block.pwconv1.bias.copy_(args[5])
+        block.pwconv2.weight.copy_(args[6][..., None, None]), block.pwconv2.bias.copy_(args[7])
+        block.gamma.copy_(args[8].reshape(1, -1, 1, 1))
+        torch.testing.assert_close(block(args[0].permute(0, 3, 1, 2)).permute(0, 2, 3, 1), want, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_block_op_noncontiguous_empty_and_float64(backend):
+    args = _block_args(16, False, shape=(1, 8, 13))
+    want = ref.convnext2d_block(*args)
+    got = run_backend(backend, BLOCK, LAUNCHER("convnext2d_block"), noncontig(args[0]), *args[1:])
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    empty = _block_args(8, True, shape=(0, 8, 9))
+    assert run_backend(backend, BLOCK, LAUNCHER("convnext2d_block"), *empty).shape == (0, 8, 9, 8)
+    args = _block_args(5, True, torch.float64, shape=(2, 7, 6), k=5)  # other kernel sizes too
+    got = run_backend(backend, BLOCK, LAUNCHER("convnext2d_block"), *args)
+    torch.testing.assert_close(got, ref.convnext2d_block(*args), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("framewise", [False, True])
+def test_block_op_gradcheck_and_opcheck(framewise):
+    args = _block_args(3, framewise, torch.float64, shape=(1, 5, 6), k=3)
+    tensors = [a.requires_grad_() for a in args[:9]]
+    assert torch.autograd.gradcheck(lambda *t: BLOCK(*t, 1e-6, framewise), tensors)
+    opcheck(BLOCK, _block_args(8, framewise, shape=(1, 8, 9)))
+
+
+def test_block_op_bad_input():
+    args = _block_args(4, False, shape=(1, 8, 9))
+    bad_pw2 = list(args)
+    bad_pw2[6] = bad_pw2[6][:, :5]
+    assert_raises_naming(lambda: BLOCK(*bad_pw2), RuntimeError, "wavehax_convnext2d_block", "'pw2_weight'", "[4, 8]")
+    bad_dtype = list(args)
+    bad_dtype[4] = bad_dtype[4].double()
+    assert_raises_naming(lambda: BLOCK(*bad_dtype), RuntimeError, "wavehax_convnext2d_block", "'pw1_weight'", "dtype")
+    short = _block_args(4, False, shape=(1, 8, 3))  # 3 frames cannot be reflect-padded by 3
+    assert_raises_naming(lambda: BLOCK(*short), RuntimeError, "wavehax_convnext2d_block", "'x'", "reflect")
+    block = ref.ConvNeXtBlock2d(4, 2, 7, False, 0.5)
+    assert_raises_naming(lambda: wavehax.convnext2d_block(torch.zeros(1, 8, 9, 5), block), ValueError,
+                         "convnext2d_block", "'x'", "4]")
+    assert_raises_naming(lambda: wavehax.convnext2d_block(torch.zeros(1, 8, 9, 4, dtype=torch.int32), block),
+                         TypeError, "convnext2d_block", "'x'", "float32")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_prior_op_matches_explicit_sum(backend):
+    args = _prior_args()
+    f0, noise, phase0 = args[:3]
+    want = ref.harmonic_prior_explicit(f0, HOP, SR, noise, phase0)
+    got = run_backend(backend, PRIOR, LAUNCHER("harmonic_prior"), *args)
+    assert got.dtype == torch.float32 and (got - want).abs().max() < 1e-6
+    empty = [torch.zeros(0, 1, 4), torch.zeros(0, 1, 4 * HOP), torch.zeros(0, dtype=torch.float64), HOP, SR, 0.1]
+    assert run_backend(backend, PRIOR, LAUNCHER("harmonic_prior"), *empty).shape == (0, 1, 4 * HOP)
+
+
+def test_prior_op_opcheck_gradient_and_bad_input():
+    args = _prior_args(batch=2)
+    opcheck(PRIOR, args)
+    noise = args[1].clone().requires_grad_()
+    out = PRIOR(args[0], noise, *args[2:])
+    (grad,) = torch.autograd.grad(out, noise, torch.arange(out.numel(), dtype=torch.float32).reshape(out.shape))
+    assert torch.equal(grad, torch.arange(out.numel(), dtype=torch.float32).reshape(out.shape))  # additive noise
+    f0, noise, phase0 = args[:3]
+    assert_raises_naming(lambda: wavehax.harmonic_prior(f0, HOP, SR, noise, phase0.float()), TypeError,
+                         "harmonic_prior", "'phase0'", "float64")
+    assert_raises_naming(lambda: wavehax.harmonic_prior(f0, HOP, SR, noise[..., :-1], phase0), ValueError,
+                         "harmonic_prior", "'noise'", str(8 * HOP))
+    assert_raises_naming(lambda: PRIOR(f0, noise, phase0, 0, SR, 0.1), RuntimeError, "wavehax_harmonic_prior",
+                         "'hop_length'", "positive")
+
+
+def test_ops_under_torch_compile():
+    block_args, prior_args = _block_args(8, False, shape=(1, 8, 9)), _prior_args(batch=1)
+
+    def both(x, f0, noise, phase0):
+        return BLOCK(x, *block_args[1:]), PRIOR(f0, noise, phase0, HOP, SR, 0.1)
+
+    compiled = torch.compile(both, fullgraph=True)
+    inputs = (block_args[0], *prior_args[:3])
+    for got, want in zip(compiled(*inputs), both(*inputs)):
+        torch.testing.assert_close(got, want, atol=0, rtol=0)

@@ -35,6 +35,52 @@ def harmonic_prior_explicit(f0: Tensor, hop_length: int, sample_rate: int, noise
     return amplitude * harmonics.sum(dim=1, keepdim=True) + noise
 
 
+def harmonic_counts(f0: Tensor, sample_rate: int, power_factor: float):
+    """Per frame, float64: K = #{k : k f0 <= sr/2} (product rounded to float32 as in the official
+    mask) and the amplitude power_factor sqrt(2 f0 / (sr/2)); both 0 when unvoiced."""
+    half = sample_rate / 2.0
+    voiced = f0 > 0
+    f = f0.double().clamp(min=1e-12)
+    k = torch.floor(half / f)
+    k = k + ((k + 1).float() * f0 <= half).double()
+    k = torch.where(voiced, k - ((k.float() * f0 > half) & (k > 0)).double(), torch.zeros_like(k))
+    amplitude = torch.where(voiced, power_factor * torch.sqrt(2.0 / (half / f)), torch.zeros_like(k))
+    return k, amplitude
+
+
+def harmonic_prior(f0: Tensor, noise: Tensor, phase0: Tensor, hop_length: int, sample_rate: int,
+                   power_factor: float = 0.1) -> Tensor:
+    """The same prior in closed form, O(T) (the ``pyops::wavehax_harmonic_prior`` oracle):
+    sum_{k=1..K} sin(k t) = sin(K t / 2) sin((K + 1) t / 2) / sin(t / 2), with K per frame the
+    count of k f0 <= sr/2 (product rounded to float32 as in the official mask)."""
+    k, amplitude = harmonic_counts(f0, sample_rate, power_factor)
+    k, amplitude = (torch.repeat_interleave(v, hop_length, dim=2) for v in (k, amplitude))
+    radius = torch.repeat_interleave(f0, hop_length, dim=2).to(torch.float64) / sample_rate
+    radius[..., 0] += phase0.reshape(-1, 1).to(torch.float64)
+    theta = 2.0 * math.pi * torch.cumsum(radius, dim=2)
+    theta = torch.remainder(theta + math.pi, 2.0 * math.pi) - math.pi  # sin(k t) is 2 pi periodic in t
+    half_sin = torch.sin(theta / 2)
+    small = half_sin.abs() < 1e-7  # 0/0: the first-order limit t K (K + 1) / 2
+    dirichlet = torch.sin(k * theta / 2) * torch.sin((k + 1) * theta / 2) / torch.where(small, 1.0, half_sin)
+    dirichlet = torch.where(small, theta * k * (k + 1) / 2, dirichlet)
+    return (amplitude * dirichlet).to(torch.float32) + noise
+
+
+def convnext2d_block(x: Tensor, dw_weight: Tensor, norm_weight: Tensor, norm_bias: Tensor, pw1_weight: Tensor,
+                     pw1_bias: Tensor, pw2_weight: Tensor, pw2_bias: Tensor, layer_scale: Tensor, eps: float,
+                     framewise: bool) -> Tensor:
+    """``ConvNeXtBlock2d.forward`` on channels-last x [B, F, T, C] (the ``pyops::wavehax_convnext2d_block``
+    oracle), parameters as tensors: PW weights [H, C] and [C, H], layer scale [C]."""
+    c, k = x.shape[-1], dw_weight.shape[-1]
+    h = F.conv2d(F.pad(x.permute(0, 3, 1, 2), (k // 2,) * 4, mode="reflect"), dw_weight, groups=c)
+    dims = [1, 2] if framewise else [1, 2, 3]
+    h = h - h.mean(dims, keepdim=True)
+    h = h / torch.sqrt((h ** 2).mean(dims, keepdim=True) + eps)
+    h = norm_weight.view(1, -1, 1, 1) * h + norm_bias.view(1, -1, 1, 1)
+    h = F.conv2d(F.gelu(F.conv2d(h, pw1_weight[:, :, None, None], pw1_bias)), pw2_weight[:, :, None, None], pw2_bias)
+    return (x + (layer_scale.view(1, -1, 1, 1) * h).permute(0, 2, 3, 1)).contiguous()
+
+
 class STFT(nn.Module):
     """Enframe by an identity convolution, periodic Hann window, rfft; inverse by irfft,
     window, overlap-add and division by the window-square envelope."""

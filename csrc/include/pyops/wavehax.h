@@ -1,0 +1,53 @@
+// wavehax scalar math shared by the CPU and CUDA kernels: reflect indexing, exact GELU,
+// and the closed-form harmonic prior.
+#pragma once
+#include <cmath>
+
+#include "pyops/common.h"
+
+namespace pyops {
+namespace wavehax {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// Index i of a reflect-padded axis of length n (no edge repeat), valid for -n < i < 2n - 1.
+PYOPS_HD int64_t reflect(int64_t i, int64_t n) { return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i); }
+
+PYOPS_HD float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+PYOPS_HD double gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752)); }
+
+// Number of harmonics k f0 <= sr / 2, with the product rounded to float32 as in the
+// official code (`f0 * k <= sr / 2` on a float32 tensor); 0 when unvoiced.
+PYOPS_HD int harmonic_count(float f0, int sample_rate) {
+  if (!(f0 > 0.0f)) return 0;
+  const float half = (float)(sample_rate / 2.0);
+  int k = (int)floor((double)half / (double)f0);
+  while ((float)((float)(k + 1) * f0) <= half) ++k;
+  while (k > 0 && (float)((float)k * f0) > half) --k;
+  return k;
+}
+
+// Amplitude of every harmonic: power_factor sqrt(2 / n), n = (sr / 2) / f0 (RMS ~ power_factor).
+PYOPS_HD double harmonic_amplitude(float f0, int sample_rate, double power_factor) {
+  return f0 > 0.0f ? power_factor * sqrt(2.0 / ((double)sample_rate / 2.0 / (double)f0)) : 0.0;
+}
+
+// sum_{k=1..K} sin(k theta) = sin(K theta / 2) sin((K + 1) theta / 2) / sin(theta / 2), theta in [-pi, pi);
+// near theta = 0 the ratio is 0/0 and its first-order limit theta K (K + 1) / 2 is exact to double precision.
+PYOPS_HD double harmonic_sum(double theta, int k) {
+  const double half = sin(0.5 * theta);
+  if (fabs(half) < 1e-7) return theta * k * (k + 1) * 0.5;
+  return sin(0.5 * k * theta) * sin(0.5 * (k + 1) * theta) / half;
+}
+
+// Phase (cycles, in [0, 1)) advanced by one sample of radius f0 / sr: wrapping keeps it exact in double.
+PYOPS_HD double advance_phase(double cycles, double radius) {
+  cycles += radius;
+  return cycles - floor(cycles);
+}
+
+// theta = 2 pi cycles folded into [-pi, pi), where harmonic_sum is accurate.
+PYOPS_HD double cycles_to_theta(double cycles) { return 2.0 * kPi * (cycles >= 0.5 ? cycles - 1.0 : cycles); }
+
+}  // namespace wavehax
+}  // namespace pyops
