@@ -6,6 +6,8 @@ projected back.  Computed on a spherical grid in O(L^3) per channel (L = lmax + 
 each transform is separable, first over l at fixed m (associated Legendre
 functions on Gauss-Legendre nodes), then over m (a trig table on uniform
 azimuths); the grid is just fine enough for the quadrature to be exact.
+The paper's 2D Fourier route (sh2f, linear convolution by FFT, f2sh) is offered
+too (``method="fourier"``), with its tables generated exactly in float64.
 Features use e3nn's order and integral normalisation.  Only natural-parity
 outputs exist (G vanishes for odd l1 + l2 + l3).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ from pyops.reference import gaunt as ref
 __all__ = ["gaunt_tensor_product", "gaunt_power", "GauntTensorProduct", "lmax_of"]
 
 DTYPES = (torch.float32, torch.float64)
-METHODS = ("auto", "grid", "dense")
+METHODS = ("auto", "grid", "dense", "fourier")
 # method="auto": dense transforms (one matmul each, O(L^4)) up to this lmax1 + lmax2 + lmax_out,
 # the separable O(L^3) grid transforms above it; calibrated with benchmarks/bench_gaunt.py on CPU.
 AUTO_DENSE_MAX_DEGREE = 40
@@ -83,11 +85,104 @@ class _Grid:
         return f @ self.Yw
 
 
+class _Fourier:
+    """The 2D Fourier route (Luo et al.): sh2f, linear 2D convolution by zero-padded real FFT, f2sh.
+
+    A degree-l feature is a trig polynomial sum y_uv e^{i(u theta + v alpha)} on the torus
+    (theta extended to [0, 2 pi)), real, so only v >= 0 is stored: S[..., v, u] with u in FFT
+    order.  sh2f and f2sh are batched over v and use the v = +-m sparsity: for each v only the
+    2(L - v) coefficients with |m| = v meet it.  irfft2 of the zero-padded half-spectra samples
+    both functions on a uniform n_v x n_u torus grid, their product's rfft2 is the linear
+    convolution of the spectra (no aliasing into the kept bins: n_u >= 2(l1 + l2) + 1 covers every
+    theta frequency the projection needs, n_v > l1 + l2 + lmax_out every kept azimuthal one)."""
+
+    def __init__(self, l1: int, l2: int, lo: int, dtype, device):
+        U = l1 + l2
+        self.n_u, self.n_v, self.lo = 2 * U + 1, max(U + lo + 1, 2 * max(l1, l2) + 1), lo
+        t = functools.partial(torch.tensor, dtype=dtype, device=device)
+        self.sh2f = [(t(T), torch.tensor(i, device=device)) for T, i in (self._sh2f(l1), self._sh2f(l2))]
+        T, i = self._f2sh(lo, U)
+        self.f2sh, self.out_pos = t(T), torch.tensor(i, device=device)
+
+    @staticmethod
+    def _gather(lmax: int) -> np.ndarray:
+        """idx[v, s, l]: e3nn position of x[l, m = +-v] (s = 0: +v, 1: -v), or D (a zero slot)."""
+        L, D = lmax + 1, (lmax + 1) ** 2
+        idx = np.full((L, 2, L), D)
+        for v in range(L):
+            for l in range(v, L):
+                idx[v, 0, l] = l * l + l + v
+                if v:
+                    idx[v, 1, l] = l * l + l - v
+        return idx
+
+    def _sh2f(self, lmax: int):
+        """T[v, (s, l), (u mod n_u, re/im)] and the gather that builds the [v, (s, l)] input."""
+        c, a, L, n = ref.legendre_fourier(lmax), ref.alpha_fourier(lmax), lmax + 1, self.n_u
+        T = np.zeros((L, 2, L, n), dtype=np.complex128)
+        u = np.arange(-lmax, lmax + 1) % n
+        for v in range(L):
+            for s, m in enumerate((v, -v) if v else (0,)):
+                T[v, s, v:, u] = (a[m + lmax, v + lmax] * c[v:, v]).T  # y^{lm}_{uv}, l >= v
+        T = np.stack([T.real, T.imag], -1).reshape(L, 2 * L, 2 * n)
+        return T, self._gather(lmax).reshape(L, 2 * L)
+
+    def _f2sh(self, lo: int, U: int):
+        """T[v, (u mod n_u, re/im), (s, l)] with out[l, m = +-v] = sum T * (Re F[v, u], Im F[v, u]),
+        F[u, -v] = conj F[-u, v] folded in: Q(u) = P(u, v) + conj P(-u, -v), P = 2 pi a_{m,-v} J_u."""
+        J, a, L, n = ref.theta_projection(lo, U), ref.alpha_fourier(lo), lo + 1, self.n_u
+        u = np.arange(-U, U + 1)
+        T = np.zeros((L, n, 2, 2, L))
+        for v in range(L):
+            for s, m in enumerate((v, -v) if v else (0,)):
+                P = 2 * np.pi * a[m + lo, lo - v] * J[v:, v]  # [l, u]
+                if v:
+                    P = P + np.conj(2 * np.pi * a[m + lo, lo + v] * J[v:, v, ::-1])
+                T[v, u % n, 0, s, v:] = P.real.T
+                T[v, u % n, 1, s, v:] = -P.imag.T
+        pos = self._gather(lo).reshape(-1)
+        inv = np.zeros((L * L,), dtype=np.int64)
+        inv[pos[pos < L * L]] = np.nonzero(pos < L * L)[0]
+        return T.reshape(L, 2 * n, 2 * L), inv
+
+    def to_fourier(self, x: torch.Tensor, which: int) -> torch.Tensor:
+        T, idx = self.sh2f[which]
+        xz = torch.cat([x, x.new_zeros(*x.shape[:-1], 1)], -1)
+        S = torch.einsum("...vk,vkc->...vc", xz[..., idx], T)  # [..., v, 2 n_u]
+        return torch.view_as_complex(S.unflatten(-1, (self.n_u, 2)))
+
+    def product(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        s = (self.n_u, self.n_v)  # dims (u, v): v is the halved (real-FFT) one
+        f1 = torch.fft.irfft2(self.to_fourier(x1, 0), s=s, dim=(-1, -2), norm="forward")
+        f2 = torch.fft.irfft2(self.to_fourier(x2, 1), s=s, dim=(-1, -2), norm="forward")
+        F = torch.fft.rfft2(f1 * f2, dim=(-1, -2), norm="forward")[..., : self.lo + 1, :]
+        out = torch.einsum("...vk,vkc->...vc", torch.view_as_real(F).flatten(-2), self.f2sh)
+        return out.flatten(-2)[..., self.out_pos]
+
+
+@functools.lru_cache(maxsize=64)
+def _fourier(l1: int, l2: int, lo: int, dtype, device) -> _Fourier:
+    return _Fourier(l1, l2, lo, dtype, device)
+
+
 @functools.lru_cache(maxsize=64)
 def _grids(lmaxes: tuple, degree: int, dtype, device) -> tuple:
     """Grids for each lmax in ``lmaxes`` sharing one quadrature exact for integrands of ``degree``."""
     n_beta, n_alpha = degree // 2 + 1, degree + 1
     return tuple(_Grid(l, n_beta, n_alpha, dtype, device) for l in lmaxes)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(l1: int, l2: int, lo: int, method: str, dtype, device) -> Callable:
+    """``(x1, x2) -> out`` for one shape and route, tables built once."""
+    if method == "auto":
+        method = "dense" if l1 + l2 + lo <= AUTO_DENSE_MAX_DEGREE else "grid"
+    if method == "fourier":
+        return _fourier(l1, l2, lo, dtype, device).product
+    g1, g2, go = _grids((l1, l2, lo), l1 + l2 + lo, dtype, device)
+    if method == "dense":
+        return lambda x1, x2: go.from_grid_dense(g1.to_grid_dense(x1) * g2.to_grid_dense(x2))
+    return lambda x1, x2: go.from_grid(g1.to_grid(x1) * g2.to_grid(x2))
 
 
 def _degree_weights(op: str, name: str, w: Optional[torch.Tensor], lmax: int, x: torch.Tensor):
@@ -111,17 +206,18 @@ def _check_features(op: str, name: str, x) -> int:
 def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[int] = None, *,
                          weight1: Optional[torch.Tensor] = None, weight2: Optional[torch.Tensor] = None,
                          weight_out: Optional[torch.Tensor] = None, method: str = "auto",
-                         grids: Optional[tuple] = None) -> torch.Tensor:
+                         plan: Optional[Callable] = None) -> torch.Tensor:
     """Gaunt tensor product of e3nn-ordered real SH features.
 
     x1 ``[..., C, (lmax1+1)^2]``, x2 ``[..., C or 1, (lmax2+1)^2]`` (broadcast like torch);
     ``lmax_out`` defaults to lmax1 + lmax2.  ``weight1``/``weight2``/``weight_out`` are
     per-degree weights ``[..., lmax + 1]`` broadcast over m (equivariant).  ``method``: "grid"
     (separable transforms, O(L^3) per channel), "dense" (the same grid transforms as one
-    matmul each, O(L^4) but BLAS-bound) or "auto" (dense up to lmax1 + lmax2 + lmax_out =
-    ``AUTO_DENSE_MAX_DEGREE``).  All three compute the same exact quadrature.
-    ``grids``: transform tables prepared ahead (what :class:`GauntTensorProduct` passes, so
-    that ``torch.compile`` never traces the table construction).
+    matmul each, O(L^4) but BLAS-bound), "fourier" (the paper's 2D Fourier route: sh2f, FFT
+    convolution, f2sh, O(L^3)) or "auto" (dense up to lmax1 + lmax2 + lmax_out =
+    ``AUTO_DENSE_MAX_DEGREE``).  All are exact (float64 tables from closed forms).
+    ``plan``: the route with its tables prepared ahead by ``_plan`` (what :class:`GauntTensorProduct`
+    passes, so that ``torch.compile`` never traces the table construction).
     """
     op = "gaunt.gaunt_tensor_product"
     l1 = _check_features(op, "x1", x1)
@@ -143,13 +239,9 @@ def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[
         x1 = x1 * w1
     if w2 is not None:
         x2 = x2 * w2
-    g1, g2, go = grids if grids is not None else _grids((l1, l2, lo), l1 + l2 + lo, x1.dtype, x1.device)
-    if method == "auto":
-        method = "dense" if l1 + l2 + lo <= AUTO_DENSE_MAX_DEGREE else "grid"
-    if method == "dense":
-        out = go.from_grid_dense(g1.to_grid_dense(x1) * g2.to_grid_dense(x2))
-    else:
-        out = go.from_grid(g1.to_grid(x1) * g2.to_grid(x2))
+    if plan is None:
+        plan = _plan(l1, l2, lo, method, x1.dtype, x1.device)
+    out = plan(x1, x2)
     return out if wo is None else out * wo
 
 
@@ -206,9 +298,10 @@ class GauntTensorProduct(nn.Module):
     ``[..., C, dim]``, learnable per-degree weights on inputs and output (initialised to 1)."""
 
     def __init__(self, irreps_in1: str, irreps_in2: str, irreps_out: Optional[str] = None, channels: int = 1,
-                 learnable: bool = True):
+                 learnable: bool = True, method: str = "auto"):
         super().__init__()
         op = "GauntTensorProduct"
+        check(method in METHODS, op, "method", f"must be one of {METHODS}, got {method!r}")
         self.lmax1 = _parse_irreps(op, "irreps_in1", irreps_in1)
         self.lmax2 = _parse_irreps(op, "irreps_in2", irreps_in2)
         self.lmax_out = (self.lmax1 + self.lmax2) if irreps_out is None else _parse_irreps(op, "irreps_out", irreps_out)
@@ -217,15 +310,17 @@ class GauntTensorProduct(nn.Module):
                                                              _irreps(self.lmax_out))
         make = (lambda n: nn.Parameter(torch.ones(channels, n))) if learnable else (lambda n: None)
         self.weight1, self.weight2, self.weight_out = make(self.lmax1 + 1), make(self.lmax2 + 1), make(self.lmax_out + 1)
-        self._key = ((self.lmax1, self.lmax2, self.lmax_out), self.lmax1 + self.lmax2 + self.lmax_out)
-        self._grids = _grids(*self._key, torch.get_default_dtype(), torch.device("cpu"))
+        self.method = method
+        self._key = (self.lmax1, self.lmax2, self.lmax_out, method)
+        self._plans = {(torch.get_default_dtype(), torch.device("cpu")): _plan(*self._key, torch.get_default_dtype(),
+                                                                                torch.device("cpu"))}
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        grids = self._grids
-        if grids[0].P.dtype != x1.dtype or grids[0].P.device != x1.device:
-            grids = _grids(*self._key, x1.dtype, x1.device)
+        key = (x1.dtype, x1.device)
+        if key not in self._plans:  # built eagerly once per dtype/device, outside any compiled region
+            self._plans[key] = _plan(*self._key, *key)
         return gaunt_tensor_product(x1, x2, self.lmax_out, weight1=self.weight1, weight2=self.weight2,
-                                    weight_out=self.weight_out, grids=grids)
+                                    weight_out=self.weight_out, plan=self._plans[key])
 
     def extra_repr(self) -> str:
         return f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}"
