@@ -23,16 +23,54 @@ import numpy as np
 import torch
 from torch import nn
 
-from pyops._library import check
+from pyops import _library
+from pyops._library import check, define
 from pyops.reference import gaunt as ref
 
 __all__ = ["gaunt_tensor_product", "gaunt_power", "GauntTensorProduct", "lmax_of"]
 
 DTYPES = (torch.float32, torch.float64)
 METHODS = ("auto", "grid", "dense", "fourier")
-# method="auto": dense transforms (one matmul each, O(L^4)) up to this lmax1 + lmax2 + lmax_out,
-# the separable O(L^3) grid transforms above it; calibrated with benchmarks/bench_gaunt.py on CPU.
-AUTO_DENSE_MAX_DEGREE = 40
+# method="auto": the dense transforms (one matmul each, O(L^4)) up to this lmax1 + lmax2 + lmax_out, the grid
+# route with the sparse azimuthal product above; calibrated with benchmarks/bench_gaunt.py on CPU (fp32, 1024
+# channels: dense wins to lmax 3, grid from lmax 4 on, 1.7x at lmax 4 and 6x at lmax 16).  The Fourier route
+# is never faster on CPU (its 2D FFTs cover the doubled torus) and is not picked.
+AUTO_DENSE_MAX_DEGREE = 12
+
+
+def _triton_azimuthal(*args):
+    from pyops.kernels import gaunt as kernels
+
+    return kernels.azimuthal(*args)
+
+
+_azimuthal = define(
+    "gaunt_azimuthal", "(Tensor a, Tensor b, Tensor io, Tensor ia, Tensor ib, Tensor coef, int n_out) -> Tensor",
+    reference=lambda a, b, io, ia, ib, coef, n_out: ref.azimuthal(a, b, io, ia, ib, coef, n_out),
+    fake=lambda a, b, io, ia, ib, coef, n_out: a.new_empty(n_out, a.shape[1]), triton=_triton_azimuthal)
+
+
+def _azimuthal_setup(ctx, inputs, output):
+    a, b, io, ia, ib, coef, _ = inputs
+    ctx.save_for_backward(a, b, io, ia, ib, coef)
+
+
+def _azimuthal_backward(ctx, g):
+    # bilinear: each input's gradient is the same sparse product with the roles of the rows swapped
+    # (sorted by the new output row so that runs accumulate in registers)
+    a, b, io, ia, ib, coef = ctx.saved_tensors
+    ga = gb = None
+    if ctx.needs_input_grad[0]:
+        p = torch.argsort(ia, stable=True)
+        ga = _azimuthal(g, b, ia[p], io[p], ib[p], coef[p], a.shape[0])
+    if ctx.needs_input_grad[1]:
+        p = torch.argsort(ib, stable=True)
+        gb = _azimuthal(g, a, ib[p], io[p], ia[p], coef[p], b.shape[0])
+    return ga, gb, None, None, None, None, None
+
+
+torch.library.register_autograd("pyops::gaunt_azimuthal", _azimuthal_backward, setup_context=_azimuthal_setup,
+                                lib=_library._lib)
 
 
 def lmax_of(dim: int) -> Optional[int]:
@@ -83,6 +121,55 @@ class _Grid:
 
     def from_grid_dense(self, f: torch.Tensor) -> torch.Tensor:
         return f @ self.Yw
+
+
+class _GridProduct:
+    """The grid route for one product: Legendre transforms per m onto Gauss-Legendre nodes (one bmm,
+    channels as the wide GEMM dimension), the azimuthal product by the sparse rule of the real basis
+    (``pyops::gaunt_azimuthal``: A_m1 A_m2 only meets A_{|m1| +- |m2|}, so about
+    2 (2 l1 + 1)(2 l2 + 1) multiply-adds per node and channel where sampling the azimuth costs three
+    dense (2L x n_alpha) transforms), and the weighted Legendre projection per output m (one bmm).
+    Tensors are laid out [m, node, channel]; the quadrature is exact for degree l1 + l2 + lmax_out."""
+
+    def __init__(self, l1: int, l2: int, lo: int, dtype, device):
+        self.n_beta = (l1 + l2 + lo) // 2 + 1
+        z, w = np.polynomial.legendre.leggauss(self.n_beta)
+        t = functools.partial(torch.tensor, dtype=dtype, device=device)
+        it = functools.partial(torch.tensor, dtype=torch.long, device=device)
+        (P1, i1), (P2, i2), (Po, io) = (self._legendre(l, z) for l in (l1, l2, lo))
+        self.P1, self.P2, self.idx1, self.idx2 = t(P1), t(P2), it(i1), it(i2)
+        self.Pw = t((Po * w[None, :, None]).transpose(0, 2, 1).copy())  # [m, l, node]
+        pos = np.empty(len(io), dtype=np.int64)  # e3nn position -> row of the [m, l] output
+        ok = io < (lo + 1) ** 2
+        pos[io[ok]] = np.nonzero(ok)[0]
+        self.out_pos = it(pos[: (lo + 1) ** 2])
+        rio, r1, r2, c = ref.azimuthal_rule(l1, l2, lo)
+        self.rule = (it(rio), it(r1), it(r2), t(c))
+        self.n_out = 2 * lo + 1
+
+    @staticmethod
+    def _legendre(lmax: int, z: np.ndarray):
+        """P[m, node, l] = p_l^|m|(z) (0 for l < |m|) and the gather idx[(m, l)] of e3nn positions (D: zero)."""
+        L, D = lmax + 1, (lmax + 1) ** 2
+        p = ref.legendre(lmax, z)  # [l, m, node]
+        ms = range(-lmax, lmax + 1)
+        P = np.stack([p[:, abs(m), :].T for m in ms])
+        idx = np.array([l * l + l + m if l >= abs(m) else D for m in ms for l in range(L)])
+        return P, idx
+
+    @staticmethod
+    def _to_nodes(x: torch.Tensor, batch, P: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        x = x.expand(*batch, x.shape[-1]).reshape(-1, x.shape[-1])
+        xt = torch.cat([x.T, x.new_zeros(1, x.shape[0])])  # [D + 1, N] contiguous, the last row zero
+        return torch.bmm(P, xt.index_select(0, idx).view(P.shape[0], P.shape[2], -1))  # [m, node, N]
+
+    def __call__(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        batch = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
+        a = self._to_nodes(x1, batch, self.P1, self.idx1)
+        b = self._to_nodes(x2, batch, self.P2, self.idx2)
+        h = _azimuthal(a.flatten(1), b.flatten(1), *self.rule, self.n_out)  # [m3, node * N]
+        out = torch.bmm(self.Pw, h.view(self.n_out, self.n_beta, -1))  # [m3, l, N]
+        return out.flatten(0, 1)[self.out_pos].T.reshape(*batch, -1)
 
 
 class _Fourier:
@@ -179,10 +266,10 @@ def _plan(l1: int, l2: int, lo: int, method: str, dtype, device) -> Callable:
         method = "dense" if l1 + l2 + lo <= AUTO_DENSE_MAX_DEGREE else "grid"
     if method == "fourier":
         return _fourier(l1, l2, lo, dtype, device).product
+    if method == "grid":
+        return _GridProduct(l1, l2, lo, dtype, device)
     g1, g2, go = _grids((l1, l2, lo), l1 + l2 + lo, dtype, device)
-    if method == "dense":
-        return lambda x1, x2: go.from_grid_dense(g1.to_grid_dense(x1) * g2.to_grid_dense(x2))
-    return lambda x1, x2: go.from_grid(g1.to_grid(x1) * g2.to_grid(x2))
+    return lambda x1, x2: go.from_grid_dense(g1.to_grid_dense(x1) * g2.to_grid_dense(x2))
 
 
 def _degree_weights(op: str, name: str, w: Optional[torch.Tensor], lmax: int, x: torch.Tensor):
@@ -212,10 +299,12 @@ def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[
     x1 ``[..., C, (lmax1+1)^2]``, x2 ``[..., C or 1, (lmax2+1)^2]`` (broadcast like torch);
     ``lmax_out`` defaults to lmax1 + lmax2.  ``weight1``/``weight2``/``weight_out`` are
     per-degree weights ``[..., lmax + 1]`` broadcast over m (equivariant).  ``method``: "grid"
-    (separable transforms, O(L^3) per channel), "dense" (the same grid transforms as one
+    (Legendre transforms onto Gauss-Legendre nodes and the sparse azimuthal product
+    ``pyops::gaunt_azimuthal``, O(L^3) per channel), "dense" (transforms to the full grid as one
     matmul each, O(L^4) but BLAS-bound), "fourier" (the paper's 2D Fourier route: sh2f, FFT
-    convolution, f2sh, O(L^3)) or "auto" (dense up to lmax1 + lmax2 + lmax_out =
-    ``AUTO_DENSE_MAX_DEGREE``).  All are exact (float64 tables from closed forms).
+    convolution, f2sh, O(L^3)) or "auto": dense while lmax1 + lmax2 + lmax_out <=
+    ``AUTO_DENSE_MAX_DEGREE`` (12), grid above (measured on CPU).  All are exact (float64 tables
+    from closed forms).
     ``plan``: the route with its tables prepared ahead by ``_plan`` (what :class:`GauntTensorProduct`
     passes, so that ``torch.compile`` never traces the table construction).
     """

@@ -157,3 +157,26 @@ def fourier(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int) -> torch.Tensor:
     prod = torch.fft.ifft2(torch.fft.fft2(f1, s=(n, n)) * torch.fft.fft2(f2, s=(n, n)))  # index u + l1 + l2
     P = torch.from_numpy(f2sh_table(lmax_out, U, U))
     return torch.einsum("...uv,iuv->...i", prod, P).real
+
+
+# ------------------------------------------------------- the azimuthal product (pyops::gaunt_azimuthal)
+def azimuthal_rule(lmax1: int, lmax2: int, lmax_out: int) -> tuple:
+    """Triples (io, i1, i2, coef) with coef = int_0^2pi A_m1 A_m2 A_m3 d alpha != 0, io = m3 + lmax_out,
+    i1 = m1 + lmax1, i2 = m2 + lmax2, sorted by io; float64.  A uniform rule with more points than
+    the integrand's degree is exact; the nonzero values are >= pi / sqrt 2."""
+    n = lmax1 + lmax2 + lmax_out + 1
+    alpha = 2 * np.pi * np.arange(n) / n
+    a1, a2, a3 = (alpha_part(l, alpha) for l in (lmax1, lmax2, lmax_out))
+    c = np.einsum("aj,bj,cj->cab", a1, a2, a3) * (2 * np.pi / n)
+    io, i1, i2 = np.nonzero(np.abs(c) > 1e-6)  # row-major: sorted by the output row
+    return io, i1, i2, c[io, i1, i2]
+
+
+def azimuthal(a: torch.Tensor, b: torch.Tensor, io: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor,
+              coef: torch.Tensor, n_out: int) -> torch.Tensor:
+    """out[io[t], r] += coef[t] a[ia[t], r] b[ib[t], r] over all triples t (pyops::gaunt_azimuthal)."""
+    out = a.new_zeros(n_out, a.shape[1])
+    for s in range(0, io.numel(), 256):  # bounded temporaries
+        t = slice(s, s + 256)
+        out.index_add_(0, io[t], coef[t, None] * a[ia[t]] * b[ib[t]])
+    return out
