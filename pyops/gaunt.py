@@ -2,10 +2,11 @@
 
 ``out[l3 m3] = sum G(l1 m1, l2 m2, l3 m3) x1[l1 m1] x2[l2 m2]`` with
 ``G = int Y Y Y dOmega``: the pointwise product of the two spherical functions,
-projected back.  Computed on a spherical grid in O(L^3) per channel (L = lmax + 1):
-each transform is separable, first over l at fixed m (associated Legendre
-functions on Gauss-Legendre nodes), then over m (a trig table on uniform
-azimuths); the grid is just fine enough for the quadrature to be exact.
+projected back.  Computed in O(L^3) per channel (L = lmax + 1): Legendre
+transforms over l at fixed m onto Gauss-Legendre nodes, the product over the
+azimuth by the sparse product rule of the real basis (``pyops::gaunt_azimuthal``,
+C++/CUDA/Triton kernels), and the weighted projection back; the nodes are just
+enough for the quadrature to be exact.  ``gaunt_power`` samples the full grid.
 The paper's 2D Fourier route (sh2f, linear convolution by FFT, f2sh) is offered
 too (``method="fourier"``), with its tables generated exactly in float64.
 Features use e3nn's order and integral normalisation.  Only natural-parity
@@ -99,7 +100,7 @@ class _Grid:
         self.pos = torch.tensor(pos, device=device)
         self.shape = (2 * lmax + 1, L)
         # The same transforms as dense [D, grid] matrices: O(L^4) per channel, but one BLAS call
-        # each, which beats the separable O(L^3) einsums up to moderate L (see ``method``).
+        # each, which beats the O(L^3) grid route for small L (see ``AUTO_DENSE_MAX_DEGREE``).
         Y = np.einsum("mlk,mj->mlkj", P, A).reshape(2 * lmax + 1, L, -1)  # Y[m, l, (k, j)]
         Yw = np.einsum("mlk,mj->mlkj", P * w[None, None, :], A * (2 * math.pi / n_alpha)).reshape(2 * lmax + 1, L, -1)
         flat = lambda a: a.reshape(-1, a.shape[-1])[pos]  # noqa: E731  rows in e3nn order
@@ -384,7 +385,8 @@ def _irreps(lmax: int) -> str:
 
 class GauntTensorProduct(nn.Module):
     """e3nn-style module: ``GauntTensorProduct("0e+1o+2e", "0e+1o", "0e+1o+2e+3o")``, features
-    ``[..., C, dim]``, learnable per-degree weights on inputs and output (initialised to 1)."""
+    ``[..., C, dim]``, learnable per-degree weights on inputs and output (initialised to 1);
+    ``method`` as in :func:`gaunt_tensor_product`."""
 
     def __init__(self, irreps_in1: str, irreps_in2: str, irreps_out: Optional[str] = None, channels: int = 1,
                  learnable: bool = True, method: str = "auto"):

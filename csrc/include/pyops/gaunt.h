@@ -1,4 +1,5 @@
-// The azimuthal product of the gaunt grid route, shared by CPU and CUDA:
+// The azimuthal product of the gaunt grid route for one column r (the CUDA kernel's thread body;
+// the CPU kernel computes the same sums blocked over columns):
 //   out[io[t], r] += coef[t] * a[ia[t], r] * b[ib[t], r]   for every triple t,
 // rows of a, b and out R apart.  Consecutive triples with the same output row (the lists are
 // sorted that way) accumulate in a register before touching out; any order is still correct.
