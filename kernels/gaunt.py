@@ -7,6 +7,8 @@ import torch
 import triton
 import triton.language as tl
 
+from pyops.reference.gaunt import check_azimuthal
+
 BLOCK = 128
 
 
@@ -30,27 +32,9 @@ def _azimuthal_kernel(a_ptr, b_ptr, io_ptr, ia_ptr, ib_ptr, c_ptr, o_ptr, n, R, 
     tl.store(p, tl.load(p, mask=mask, other=0.0) + acc, mask=mask)
 
 
-def _check_index(t: torch.Tensor, name: str, n: int, bound: int) -> None:
-    if t.dtype != torch.int64 or t.dim() != 1 or t.numel() != n:
-        raise ValueError(f"pyops.gaunt_azimuthal: argument '{name}' must be a 1-D int64 tensor with one entry "
-                         f"per triple ({n})")
-    if n and (int(t.min()) < 0 or int(t.max()) >= bound):
-        raise ValueError(f"pyops.gaunt_azimuthal: argument '{name}' has entries outside [0, {bound})")
-
-
 def azimuthal(a, b, io, ia, ib, coef, n_out):
-    if a.dtype not in (torch.float32, torch.float64) or b.dtype != a.dtype or coef.dtype != a.dtype:
-        raise TypeError("pyops.gaunt_azimuthal: arguments 'a', 'b' and 'coef' must share a float32/float64 dtype")
-    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"pyops.gaunt_azimuthal: arguments 'a' and 'b' must be 2-D with equal row lengths, got "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
-    if n_out < 0:
-        raise ValueError(f"pyops.gaunt_azimuthal: argument 'n_out' must be >= 0, got {n_out}")
-    n = coef.numel()
-    _check_index(io, "io", n, n_out)
-    _check_index(ia, "ia", n, a.shape[0])
-    _check_index(ib, "ib", n, b.shape[0])
-    R = a.shape[1]
+    check_azimuthal(a, b, io, ia, ib, coef, n_out)
+    R, n = a.shape[1], coef.numel()
     out = torch.zeros(n_out, R, dtype=a.dtype, device=a.device)
     if n == 0 or R == 0:
         return out

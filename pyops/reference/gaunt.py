@@ -172,9 +172,33 @@ def azimuthal_rule(lmax1: int, lmax2: int, lmax_out: int) -> tuple:
     return io, i1, i2, c[io, i1, i2]
 
 
+def _check_index(t: torch.Tensor, name: str, n: int, bound: int) -> None:
+    if t.dtype != torch.int64 or t.dim() != 1 or t.numel() != n:
+        raise ValueError(f"pyops.gaunt_azimuthal: argument '{name}' must be a 1-D int64 tensor with one entry "
+                         f"per triple ({n})")
+    if n and (int(t.min()) < 0 or int(t.max()) >= bound):
+        raise ValueError(f"pyops.gaunt_azimuthal: argument '{name}' has entries outside [0, {bound})")
+
+
+def check_azimuthal(a, b, io, ia, ib, coef, n_out) -> None:
+    """The argument checks of csrc/cpu/gaunt_args.h, for the reference and the Triton launcher."""
+    if a.dtype not in (torch.float32, torch.float64) or b.dtype != a.dtype or coef.dtype != a.dtype:
+        raise TypeError("pyops.gaunt_azimuthal: arguments 'a', 'b' and 'coef' must share a float32/float64 dtype")
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"pyops.gaunt_azimuthal: arguments 'a' and 'b' must be 2-D with equal row lengths, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    if n_out < 0:
+        raise ValueError(f"pyops.gaunt_azimuthal: argument 'n_out' must be >= 0, got {n_out}")
+    n = coef.numel()
+    _check_index(io, "io", n, n_out)
+    _check_index(ia, "ia", n, a.shape[0])
+    _check_index(ib, "ib", n, b.shape[0])
+
+
 def azimuthal(a: torch.Tensor, b: torch.Tensor, io: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor,
               coef: torch.Tensor, n_out: int) -> torch.Tensor:
     """out[io[t], r] += coef[t] a[ia[t], r] b[ib[t], r] over all triples t (pyops::gaunt_azimuthal)."""
+    check_azimuthal(a, b, io, ia, ib, coef, n_out)
     out = a.new_zeros(n_out, a.shape[1])
     for s in range(0, io.numel(), 256):  # bounded temporaries
         t = slice(s, s + 256)
