@@ -47,7 +47,7 @@ def _triton_azimuthal(*args):
 
 _azimuthal = define(
     "gaunt_azimuthal", "(Tensor a, Tensor b, Tensor io, Tensor ia, Tensor ib, Tensor coef, int n_out) -> Tensor",
-    reference=lambda a, b, io, ia, ib, coef, n_out: ref.azimuthal(a, b, io, ia, ib, coef, n_out),
+    reference=ref.azimuthal,
     fake=lambda a, b, io, ia, ib, coef, n_out: a.new_empty(n_out, a.shape[1]), triton=_triton_azimuthal)
 
 
@@ -58,7 +58,7 @@ def _azimuthal_setup(ctx, inputs, output):
 
 def _azimuthal_backward(ctx, g):
     # bilinear: each input's gradient is the same sparse product with the roles of the rows swapped
-    # (sorted by the new output row so that runs accumulate in registers)
+    # (sorted by the new output row: the CUDA and Triton kernels accumulate such runs in registers)
     a, b, io, ia, ib, coef = ctx.saved_tensors
     ga = gb = None
     if ctx.needs_input_grad[0]:
