@@ -1,10 +1,13 @@
-"""gaunt: Gaunt tensor product (grid route, O(L^3)) vs e3nn's FullTensorProduct
-restricted to the same (natural-parity) outputs, forward and forward+backward."""
+"""gaunt: Gaunt tensor product (method="auto") vs e3nn's FullTensorProduct restricted to the same
+(natural-parity) outputs and vs a plain-PyTorch re-statement of the official Fourier pipeline
+(benchmarks/baselines/gaunt_fourier.py, exact tables); and our own Fourier route vs that pipeline.
+Forward and forward+backward."""
 
 from __future__ import annotations
 
 import torch
 
+from benchmarks.baselines.gaunt_fourier import GauntFourierOfficial
 from benchmarks.harness import Case, Row, time_ms
 from pyops import gaunt
 
@@ -17,12 +20,18 @@ def _e3nn_tp(lmax: int, device):
     return o3.FullTensorProduct(irreps, irreps, filter_ir_out=[ir for _, ir in out]).to(device)
 
 
-def _case(lmax: int, device: torch.device, backward: bool) -> Row:
+def _case(lmax: int, device: torch.device, backward: bool) -> list[Row]:
     n = 1024  # batch * channels
     d = (lmax + 1) ** 2
     x1 = torch.randn(n, d, device=device, requires_grad=backward)
     x2 = torch.randn(n, d, device=device, requires_grad=backward)
-    tp = gaunt.GauntTensorProduct(gaunt._irreps(lmax), gaunt._irreps(lmax), learnable=False).to(device)
+    irreps = gaunt._irreps(lmax)
+    tp = gaunt.GauntTensorProduct(irreps, irreps, learnable=False).to(device)
+    tp_fourier = gaunt.GauntTensorProduct(irreps, irreps, learnable=False, method="fourier").to(device)
+    official = GauntFourierOfficial(lmax, lmax, 2 * lmax).to(device)
+    with torch.no_grad():  # the baseline must compute the same product
+        want, got = tp(x1, x2), official(x1, x2)
+        assert ((got - want).abs().max() / want.abs().max()).item() < 1e-4
 
     def run(fn):
         def step():
@@ -32,14 +41,18 @@ def _case(lmax: int, device: torch.device, backward: bool) -> Row:
 
         return step
 
+    t_official = time_ms(run(official), device, min_run_time=0.2)
     baselines = {}
     try:
-        e3 = _e3nn_tp(lmax, device)
-        baselines["e3nn FullTensorProduct"] = time_ms(run(e3), device, min_run_time=0.2)
+        baselines["e3nn FullTensorProduct"] = time_ms(run(_e3nn_tp(lmax, device)), device, min_run_time=0.2)
     except ImportError:
         pass
-    return Row("gaunt", "tensor product" + (" fwd+bwd" if backward else ""), f"lmax {lmax}, 1024 x {d}", "float32",
-               time_ms(run(tp), device), baselines)
+    baselines["official Fourier pipeline (PyTorch)"] = t_official
+    op = "tensor product" + (" fwd+bwd" if backward else "")
+    shape = f"lmax {lmax}, 1024 x {d}"
+    return [Row("gaunt", op, shape, "float32", time_ms(run(tp), device), baselines),
+            Row("gaunt", op + " (fourier route)", shape, "float32", time_ms(run(tp_fourier), device),
+                {"official Fourier pipeline (PyTorch)": t_official})]
 
 
 def cases(device: torch.device, quick: bool) -> list[Case]:

@@ -2,10 +2,13 @@
 
 ``out[l3 m3] = sum G(l1 m1, l2 m2, l3 m3) x1[l1 m1] x2[l2 m2]`` with
 ``G = int Y Y Y dOmega``: the pointwise product of the two spherical functions,
-projected back.  Computed on a spherical grid in O(L^3) per channel (L = lmax + 1):
-each transform is separable, first over l at fixed m (associated Legendre
-functions on Gauss-Legendre nodes), then over m (a trig table on uniform
-azimuths); the grid is just fine enough for the quadrature to be exact.
+projected back.  Computed in O(L^3) per channel (L = lmax + 1): Legendre
+transforms over l at fixed m onto Gauss-Legendre nodes, the product over the
+azimuth by the sparse product rule of the real basis (``pyops::gaunt_azimuthal``,
+C++/CUDA/Triton kernels), and the weighted projection back; the nodes are just
+enough for the quadrature to be exact.  ``gaunt_power`` samples the full grid.
+The paper's 2D Fourier route (sh2f, linear convolution by FFT, f2sh) is offered
+too (``method="fourier"``), with its tables generated exactly in float64.
 Features use e3nn's order and integral normalisation.  Only natural-parity
 outputs exist (G vanishes for odd l1 + l2 + l3).
 """
@@ -15,22 +18,60 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from pyops._library import check
+from pyops import _library
+from pyops._library import check, define
 from pyops.reference import gaunt as ref
 
 __all__ = ["gaunt_tensor_product", "gaunt_power", "GauntTensorProduct", "lmax_of"]
 
 DTYPES = (torch.float32, torch.float64)
-METHODS = ("auto", "grid", "dense")
-# method="auto": dense transforms (one matmul each, O(L^4)) up to this lmax1 + lmax2 + lmax_out,
-# the separable O(L^3) grid transforms above it; calibrated with benchmarks/bench_gaunt.py on CPU.
-AUTO_DENSE_MAX_DEGREE = 40
+METHODS = ("auto", "grid", "dense", "fourier")
+# method="auto": the dense transforms (one matmul each, O(L^4)) up to this lmax1 + lmax2 + lmax_out, the grid
+# route with the sparse azimuthal product above; calibrated with benchmarks/bench_gaunt.py on CPU (fp32, 1024
+# channels: dense wins to lmax 3, grid from lmax 4 on, 1.7x at lmax 4 and 6x at lmax 16).  The Fourier route
+# is never faster on CPU (its 2D FFTs cover the doubled torus) and is not picked.
+AUTO_DENSE_MAX_DEGREE = 12
+
+
+def _triton_azimuthal(*args):
+    from pyops.kernels import gaunt as kernels
+
+    return kernels.azimuthal(*args)
+
+
+_azimuthal = define(
+    "gaunt_azimuthal", "(Tensor a, Tensor b, Tensor io, Tensor ia, Tensor ib, Tensor coef, int n_out) -> Tensor",
+    reference=ref.azimuthal,
+    fake=lambda a, b, io, ia, ib, coef, n_out: a.new_empty(n_out, a.shape[1]), triton=_triton_azimuthal)
+
+
+def _azimuthal_setup(ctx, inputs, output):
+    a, b, io, ia, ib, coef, _ = inputs
+    ctx.save_for_backward(a, b, io, ia, ib, coef)
+
+
+def _azimuthal_backward(ctx, g):
+    # bilinear: each input's gradient is the same sparse product with the roles of the rows swapped
+    # (sorted by the new output row: the CUDA and Triton kernels accumulate such runs in registers)
+    a, b, io, ia, ib, coef = ctx.saved_tensors
+    ga = gb = None
+    if ctx.needs_input_grad[0]:
+        p = torch.argsort(ia, stable=True)
+        ga = _azimuthal(g, b, ia[p], io[p], ib[p], coef[p], a.shape[0])
+    if ctx.needs_input_grad[1]:
+        p = torch.argsort(ib, stable=True)
+        gb = _azimuthal(g, a, ib[p], io[p], ia[p], coef[p], b.shape[0])
+    return ga, gb, None, None, None, None, None
+
+
+torch.library.register_autograd("pyops::gaunt_azimuthal", _azimuthal_backward, setup_context=_azimuthal_setup,
+                                lib=_library._lib)
 
 
 def lmax_of(dim: int) -> Optional[int]:
@@ -59,7 +100,7 @@ class _Grid:
         self.pos = torch.tensor(pos, device=device)
         self.shape = (2 * lmax + 1, L)
         # The same transforms as dense [D, grid] matrices: O(L^4) per channel, but one BLAS call
-        # each, which beats the separable O(L^3) einsums up to moderate L (see ``method``).
+        # each, which beats the O(L^3) grid route for small L (see ``AUTO_DENSE_MAX_DEGREE``).
         Y = np.einsum("mlk,mj->mlkj", P, A).reshape(2 * lmax + 1, L, -1)  # Y[m, l, (k, j)]
         Yw = np.einsum("mlk,mj->mlkj", P * w[None, None, :], A * (2 * math.pi / n_alpha)).reshape(2 * lmax + 1, L, -1)
         flat = lambda a: a.reshape(-1, a.shape[-1])[pos]  # noqa: E731  rows in e3nn order
@@ -83,11 +124,153 @@ class _Grid:
         return f @ self.Yw
 
 
+class _GridProduct:
+    """The grid route for one product: Legendre transforms per m onto Gauss-Legendre nodes (one bmm,
+    channels as the wide GEMM dimension), the azimuthal product by the sparse rule of the real basis
+    (``pyops::gaunt_azimuthal``: A_m1 A_m2 only meets A_{|m1| +- |m2|}, so about
+    2 (2 l1 + 1)(2 l2 + 1) multiply-adds per node and channel where sampling the azimuth costs three
+    dense (2L x n_alpha) transforms), and the weighted Legendre projection per output m (one bmm).
+    Tensors are laid out [m, node, channel]; the quadrature is exact for degree l1 + l2 + lmax_out."""
+
+    def __init__(self, l1: int, l2: int, lo: int, dtype, device):
+        self.n_beta = (l1 + l2 + lo) // 2 + 1
+        z, w = np.polynomial.legendre.leggauss(self.n_beta)
+        t = functools.partial(torch.tensor, dtype=dtype, device=device)
+        it = functools.partial(torch.tensor, dtype=torch.long, device=device)
+        (P1, i1), (P2, i2), (Po, io) = (self._legendre(l, z) for l in (l1, l2, lo))
+        self.P1, self.P2, self.idx1, self.idx2 = t(P1), t(P2), it(i1), it(i2)
+        self.Pw = t((Po * w[None, :, None]).transpose(0, 2, 1).copy())  # [m, l, node]
+        pos = np.empty(len(io), dtype=np.int64)  # e3nn position -> row of the [m, l] output
+        ok = io < (lo + 1) ** 2
+        pos[io[ok]] = np.nonzero(ok)[0]
+        self.out_pos = it(pos[: (lo + 1) ** 2])
+        rio, r1, r2, c = ref.azimuthal_rule(l1, l2, lo)
+        self.rule = (it(rio), it(r1), it(r2), t(c))
+        self.n_out = 2 * lo + 1
+
+    @staticmethod
+    def _legendre(lmax: int, z: np.ndarray):
+        """P[m, node, l] = p_l^|m|(z) (0 for l < |m|) and the gather idx[(m, l)] of e3nn positions (D: zero)."""
+        L, D = lmax + 1, (lmax + 1) ** 2
+        p = ref.legendre(lmax, z)  # [l, m, node]
+        ms = range(-lmax, lmax + 1)
+        P = np.stack([p[:, abs(m), :].T for m in ms])
+        idx = np.array([l * l + l + m if l >= abs(m) else D for m in ms for l in range(L)])
+        return P, idx
+
+    @staticmethod
+    def _to_nodes(x: torch.Tensor, batch, P: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        x = x.expand(*batch, x.shape[-1]).reshape(-1, x.shape[-1])
+        xt = torch.cat([x.T, x.new_zeros(1, x.shape[0])])  # [D + 1, N] contiguous, the last row zero
+        return torch.bmm(P, xt.index_select(0, idx).view(P.shape[0], P.shape[2], -1))  # [m, node, N]
+
+    def __call__(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        batch = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
+        a = self._to_nodes(x1, batch, self.P1, self.idx1)
+        b = self._to_nodes(x2, batch, self.P2, self.idx2)
+        h = _azimuthal(a.flatten(1), b.flatten(1), *self.rule, self.n_out)  # [m3, node * N]
+        out = torch.bmm(self.Pw, h.view(self.n_out, self.n_beta, -1))  # [m3, l, N]
+        return out.flatten(0, 1)[self.out_pos].T.reshape(*batch, -1)
+
+
+class _Fourier:
+    """The 2D Fourier route (Luo et al.): sh2f, linear 2D convolution by zero-padded real FFT, f2sh.
+
+    A degree-l feature is a trig polynomial sum y_uv e^{i(u theta + v alpha)} on the torus
+    (theta extended to [0, 2 pi)), real, so only v >= 0 is stored: S[..., v, u] with u in FFT
+    order.  sh2f and f2sh are batched over v and use the v = +-m sparsity: for each v only the
+    2(L - v) coefficients with |m| = v meet it.  irfft2 of the zero-padded half-spectra samples
+    both functions on a uniform n_v x n_u torus grid, their product's rfft2 is the linear
+    convolution of the spectra (no aliasing into the kept bins: n_u >= 2(l1 + l2) + 1 covers every
+    theta frequency the projection needs, n_v > l1 + l2 + lmax_out every kept azimuthal one)."""
+
+    def __init__(self, l1: int, l2: int, lo: int, dtype, device):
+        U = l1 + l2
+        self.n_u, self.n_v, self.lo = 2 * U + 1, max(U + lo + 1, 2 * max(l1, l2) + 1), lo
+        t = functools.partial(torch.tensor, dtype=dtype, device=device)
+        self.sh2f = [(t(T), torch.tensor(i, device=device)) for T, i in (self._sh2f(l1), self._sh2f(l2))]
+        T, i = self._f2sh(lo, U)
+        self.f2sh, self.out_pos = t(T), torch.tensor(i, device=device)
+
+    @staticmethod
+    def _gather(lmax: int) -> np.ndarray:
+        """idx[v, s, l]: e3nn position of x[l, m = +-v] (s = 0: +v, 1: -v), or D (a zero slot)."""
+        L, D = lmax + 1, (lmax + 1) ** 2
+        idx = np.full((L, 2, L), D)
+        for v in range(L):
+            for l in range(v, L):
+                idx[v, 0, l] = l * l + l + v
+                if v:
+                    idx[v, 1, l] = l * l + l - v
+        return idx
+
+    def _sh2f(self, lmax: int):
+        """T[v, (s, l), (u mod n_u, re/im)] and the gather that builds the [v, (s, l)] input."""
+        c, a, L, n = ref.legendre_fourier(lmax), ref.alpha_fourier(lmax), lmax + 1, self.n_u
+        T = np.zeros((L, 2, L, n), dtype=np.complex128)
+        u = np.arange(-lmax, lmax + 1) % n
+        for v in range(L):
+            for s, m in enumerate((v, -v) if v else (0,)):
+                T[v, s, v:, u] = (a[m + lmax, v + lmax] * c[v:, v]).T  # y^{lm}_{uv}, l >= v
+        T = np.stack([T.real, T.imag], -1).reshape(L, 2 * L, 2 * n)
+        return T, self._gather(lmax).reshape(L, 2 * L)
+
+    def _f2sh(self, lo: int, U: int):
+        """T[v, (u mod n_u, re/im), (s, l)] with out[l, m = +-v] = sum T * (Re F[v, u], Im F[v, u]),
+        F[u, -v] = conj F[-u, v] folded in: Q(u) = P(u, v) + conj P(-u, -v), P = 2 pi a_{m,-v} J_u."""
+        J, a, L, n = ref.theta_projection(lo, U), ref.alpha_fourier(lo), lo + 1, self.n_u
+        u = np.arange(-U, U + 1)
+        T = np.zeros((L, n, 2, 2, L))
+        for v in range(L):
+            for s, m in enumerate((v, -v) if v else (0,)):
+                P = 2 * np.pi * a[m + lo, lo - v] * J[v:, v]  # [l, u]
+                if v:
+                    P = P + np.conj(2 * np.pi * a[m + lo, lo + v] * J[v:, v, ::-1])
+                T[v, u % n, 0, s, v:] = P.real.T
+                T[v, u % n, 1, s, v:] = -P.imag.T
+        pos = self._gather(lo).reshape(-1)
+        inv = np.zeros((L * L,), dtype=np.int64)
+        inv[pos[pos < L * L]] = np.nonzero(pos < L * L)[0]
+        return T.reshape(L, 2 * n, 2 * L), inv
+
+    def to_fourier(self, x: torch.Tensor, which: int) -> torch.Tensor:
+        T, idx = self.sh2f[which]
+        xz = torch.cat([x, x.new_zeros(*x.shape[:-1], 1)], -1)
+        S = torch.einsum("...vk,vkc->...vc", xz[..., idx], T)  # [..., v, 2 n_u]
+        return torch.view_as_complex(S.unflatten(-1, (self.n_u, 2)))
+
+    def product(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        s = (self.n_u, self.n_v)  # dims (u, v): v is the halved (real-FFT) one
+        f1 = torch.fft.irfft2(self.to_fourier(x1, 0), s=s, dim=(-1, -2), norm="forward")
+        f2 = torch.fft.irfft2(self.to_fourier(x2, 1), s=s, dim=(-1, -2), norm="forward")
+        F = torch.fft.rfft2(f1 * f2, dim=(-1, -2), norm="forward")[..., : self.lo + 1, :]
+        out = torch.einsum("...vk,vkc->...vc", torch.view_as_real(F).flatten(-2), self.f2sh)
+        return out.flatten(-2)[..., self.out_pos]
+
+
+@functools.lru_cache(maxsize=64)
+def _fourier(l1: int, l2: int, lo: int, dtype, device) -> _Fourier:
+    return _Fourier(l1, l2, lo, dtype, device)
+
+
 @functools.lru_cache(maxsize=64)
 def _grids(lmaxes: tuple, degree: int, dtype, device) -> tuple:
     """Grids for each lmax in ``lmaxes`` sharing one quadrature exact for integrands of ``degree``."""
     n_beta, n_alpha = degree // 2 + 1, degree + 1
     return tuple(_Grid(l, n_beta, n_alpha, dtype, device) for l in lmaxes)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(l1: int, l2: int, lo: int, method: str, dtype, device) -> Callable:
+    """``(x1, x2) -> out`` for one shape and route, tables built once."""
+    if method == "auto":
+        method = "dense" if l1 + l2 + lo <= AUTO_DENSE_MAX_DEGREE else "grid"
+    if method == "fourier":
+        return _fourier(l1, l2, lo, dtype, device).product
+    if method == "grid":
+        return _GridProduct(l1, l2, lo, dtype, device)
+    g1, g2, go = _grids((l1, l2, lo), l1 + l2 + lo, dtype, device)
+    return lambda x1, x2: go.from_grid_dense(g1.to_grid_dense(x1) * g2.to_grid_dense(x2))
 
 
 def _degree_weights(op: str, name: str, w: Optional[torch.Tensor], lmax: int, x: torch.Tensor):
@@ -111,17 +294,20 @@ def _check_features(op: str, name: str, x) -> int:
 def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[int] = None, *,
                          weight1: Optional[torch.Tensor] = None, weight2: Optional[torch.Tensor] = None,
                          weight_out: Optional[torch.Tensor] = None, method: str = "auto",
-                         grids: Optional[tuple] = None) -> torch.Tensor:
+                         plan: Optional[Callable] = None) -> torch.Tensor:
     """Gaunt tensor product of e3nn-ordered real SH features.
 
     x1 ``[..., C, (lmax1+1)^2]``, x2 ``[..., C or 1, (lmax2+1)^2]`` (broadcast like torch);
     ``lmax_out`` defaults to lmax1 + lmax2.  ``weight1``/``weight2``/``weight_out`` are
     per-degree weights ``[..., lmax + 1]`` broadcast over m (equivariant).  ``method``: "grid"
-    (separable transforms, O(L^3) per channel), "dense" (the same grid transforms as one
-    matmul each, O(L^4) but BLAS-bound) or "auto" (dense up to lmax1 + lmax2 + lmax_out =
-    ``AUTO_DENSE_MAX_DEGREE``).  All three compute the same exact quadrature.
-    ``grids``: transform tables prepared ahead (what :class:`GauntTensorProduct` passes, so
-    that ``torch.compile`` never traces the table construction).
+    (Legendre transforms onto Gauss-Legendre nodes and the sparse azimuthal product
+    ``pyops::gaunt_azimuthal``, O(L^3) per channel), "dense" (transforms to the full grid as one
+    matmul each, O(L^4) but BLAS-bound), "fourier" (the paper's 2D Fourier route: sh2f, FFT
+    convolution, f2sh, O(L^3)) or "auto": dense while lmax1 + lmax2 + lmax_out <=
+    ``AUTO_DENSE_MAX_DEGREE`` (12), grid above (measured on CPU).  All are exact (float64 tables
+    from closed forms).
+    ``plan``: the route with its tables prepared ahead by ``_plan`` (what :class:`GauntTensorProduct`
+    passes, so that ``torch.compile`` never traces the table construction).
     """
     op = "gaunt.gaunt_tensor_product"
     l1 = _check_features(op, "x1", x1)
@@ -143,13 +329,9 @@ def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[
         x1 = x1 * w1
     if w2 is not None:
         x2 = x2 * w2
-    g1, g2, go = grids if grids is not None else _grids((l1, l2, lo), l1 + l2 + lo, x1.dtype, x1.device)
-    if method == "auto":
-        method = "dense" if l1 + l2 + lo <= AUTO_DENSE_MAX_DEGREE else "grid"
-    if method == "dense":
-        out = go.from_grid_dense(g1.to_grid_dense(x1) * g2.to_grid_dense(x2))
-    else:
-        out = go.from_grid(g1.to_grid(x1) * g2.to_grid(x2))
+    if plan is None:
+        plan = _plan(l1, l2, lo, method, x1.dtype, x1.device)
+    out = plan(x1, x2)
     return out if wo is None else out * wo
 
 
@@ -203,12 +385,14 @@ def _irreps(lmax: int) -> str:
 
 class GauntTensorProduct(nn.Module):
     """e3nn-style module: ``GauntTensorProduct("0e+1o+2e", "0e+1o", "0e+1o+2e+3o")``, features
-    ``[..., C, dim]``, learnable per-degree weights on inputs and output (initialised to 1)."""
+    ``[..., C, dim]``, learnable per-degree weights on inputs and output (initialised to 1);
+    ``method`` as in :func:`gaunt_tensor_product`."""
 
     def __init__(self, irreps_in1: str, irreps_in2: str, irreps_out: Optional[str] = None, channels: int = 1,
-                 learnable: bool = True):
+                 learnable: bool = True, method: str = "auto"):
         super().__init__()
         op = "GauntTensorProduct"
+        check(method in METHODS, op, "method", f"must be one of {METHODS}, got {method!r}")
         self.lmax1 = _parse_irreps(op, "irreps_in1", irreps_in1)
         self.lmax2 = _parse_irreps(op, "irreps_in2", irreps_in2)
         self.lmax_out = (self.lmax1 + self.lmax2) if irreps_out is None else _parse_irreps(op, "irreps_out", irreps_out)
@@ -217,15 +401,17 @@ class GauntTensorProduct(nn.Module):
                                                              _irreps(self.lmax_out))
         make = (lambda n: nn.Parameter(torch.ones(channels, n))) if learnable else (lambda n: None)
         self.weight1, self.weight2, self.weight_out = make(self.lmax1 + 1), make(self.lmax2 + 1), make(self.lmax_out + 1)
-        self._key = ((self.lmax1, self.lmax2, self.lmax_out), self.lmax1 + self.lmax2 + self.lmax_out)
-        self._grids = _grids(*self._key, torch.get_default_dtype(), torch.device("cpu"))
+        self.method = method
+        self._key = (self.lmax1, self.lmax2, self.lmax_out, method)
+        self._plans = {(torch.get_default_dtype(), torch.device("cpu")): _plan(*self._key, torch.get_default_dtype(),
+                                                                                torch.device("cpu"))}
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        grids = self._grids
-        if grids[0].P.dtype != x1.dtype or grids[0].P.device != x1.device:
-            grids = _grids(*self._key, x1.dtype, x1.device)
+        key = (x1.dtype, x1.device)
+        if key not in self._plans:  # built eagerly once per dtype/device, outside any compiled region
+            self._plans[key] = _plan(*self._key, *key)
         return gaunt_tensor_product(x1, x2, self.lmax_out, weight1=self.weight1, weight2=self.weight2,
-                                    weight_out=self.weight_out, grids=grids)
+                                    weight_out=self.weight_out, plan=self._plans[key])
 
     def extra_repr(self) -> str:
         return f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}"

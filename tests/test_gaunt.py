@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import assert_raises_naming, gradcheck, noncontig
+from helpers import assert_raises_naming, family_backends, gradcheck, noncontig, opcheck, run_backend
 
 import pyops
 from pyops import gaunt
@@ -11,6 +11,8 @@ from pyops.reference import gaunt as ref
 
 e3nn = pytest.importorskip("e3nn")
 from e3nn import o3  # noqa: E402
+
+BACKENDS, _triton, _ = family_backends("gaunt")
 
 
 def _sl(l):
@@ -40,7 +42,7 @@ def test_gaunt_coefficients_are_wigner_3j_times_c():
         torch.testing.assert_close(g, sign * c * w, atol=1e-13, rtol=0)
 
 
-@pytest.mark.parametrize("method", ["grid", "dense"])
+@pytest.mark.parametrize("method", ["grid", "dense", "fourier"])
 @pytest.mark.parametrize("lmax", range(0, 7))
 def test_matches_direct_contraction_fp64_and_fp32(lmax, method):
     x1 = torch.randn(3, 4, (lmax + 1) ** 2, dtype=torch.float64)
@@ -60,6 +62,10 @@ def test_high_degrees_against_quadrature_of_selected_outputs(lmax):
     x2 = torch.randn(2, (lmax + 1) ** 2, dtype=torch.float64)
     got = gaunt.gaunt_tensor_product(x1, x2, lmax, method="grid")
     got32 = gaunt.gaunt_tensor_product(x1.float(), x2.float(), lmax, method="dense")
+    fourier = gaunt.gaunt_tensor_product(x1, x2, lmax, method="fourier")
+    fourier32 = gaunt.gaunt_tensor_product(x1.float(), x2.float(), lmax, method="fourier")
+    assert ((fourier - got).abs().max() / got.abs().max()).item() < 1e-12
+    assert ((fourier32.double() - got).abs().max() / got.abs().max()).item() < 1e-5
     nb, na = (3 * lmax) // 2 + 1, 3 * lmax + 1
     zz, ww = np.polynomial.legendre.leggauss(nb)
     alpha = 2 * math.pi * np.arange(na) / na
@@ -74,6 +80,107 @@ def test_high_degrees_against_quadrature_of_selected_outputs(lmax):
         scale = got.abs().max()
         assert ((got[:, k] - want).abs().max() / scale).item() < 1e-12
         assert ((got32[:, k].double() - want).abs().max() / scale).item() < 1e-5
+
+
+def test_fourier_tables_are_exact_to_lmax_32():
+    """sh2f: the tabulated trig polynomials reproduce p_l^m(cos t) (signed sin on (pi, 2 pi)) and,
+    for m = l, the binomial expansion of the closed form c_l sin^l t; I(n) by quadrature."""
+    L = 32
+    c = ref.legendre_fourier(L)
+    t = np.random.default_rng(0).uniform(0, 2 * np.pi, 40)
+    u = np.arange(-L, L + 1)
+    want = ref.legendre(L, np.cos(t)) * np.where((np.sin(t) < 0) & (np.arange(L + 1)[None, :, None] % 2 == 1), -1, 1)
+    # relative to max |p| ~ 2: the recurrence behind both sides rounds at ~l eps
+    assert np.abs(np.einsum("lmu,uk->lmk", c, np.exp(1j * np.outer(u, t))) - want).max() / np.abs(want).max() < 1e-13
+    for l in (7, 32):  # p_l^l = sqrt(1/4pi) prod_k sqrt((2k+1)/2k) sin^l, sin^l = (2i)^-l sum binom(l, j) (-1)^j e^{i(l-2j)t}
+        norm = math.sqrt(1 / (4 * math.pi)) * math.prod(math.sqrt((2 * k + 1) / (2 * k)) for k in range(1, l + 1))
+        closed = np.zeros(2 * L + 1, dtype=np.complex128)
+        for j in range(l + 1):
+            closed[L + l - 2 * j] = norm * math.comb(l, j) * (-1) ** j / (2j) ** l
+        assert np.abs(c[l, l] - closed).max() < 1e-15
+    assert np.all(c[:, :, (u % 2 == 1)][0::2] == 0) and np.all(c[:, :, (u % 2 == 0)][1::2] == 0)  # u = l mod 2
+    z, w = np.polynomial.legendre.leggauss(200)
+    th = (z + 1) * np.pi / 2
+    n = np.arange(-70, 71)
+    quad = (np.exp(1j * np.outer(n, th)) * np.sin(th) * w).sum(-1) * np.pi / 2
+    assert np.abs(ref.sin_integral(n) - quad).max() < 1e-13
+
+
+@pytest.mark.parametrize("method", ["fourier", "grid"])
+def test_product_with_the_constant_is_identity_to_lmax_32(method):
+    """x * (Y_00-constant 1) = x exercises every sh2f and f2sh row up to degree 32."""
+    x = torch.randn(3, 33 * 33, dtype=torch.float64)
+    one = torch.full((1, 1), math.sqrt(4 * math.pi), dtype=torch.float64)
+    got = gaunt.gaunt_tensor_product(x, one, method=method)
+    assert ((got - x).abs().max() / x.abs().max()).item() < 1e-12
+
+
+def test_fourier_route_tables_and_mixed_degrees():
+    """The dense Fourier pipeline of the spec (tables P, y as written there) and the fast route
+    (real FFTs, v-batched contractions) against the direct contraction, lmax1 != lmax2."""
+    for l1, l2, lo in [(3, 1, 4), (1, 4, 3), (5, 2, 2), (4, 0, 4), (2, 6, 8)]:
+        x1 = torch.randn(2, 3, (l1 + 1) ** 2, dtype=torch.float64)
+        x2 = torch.randn(2, 1, (l2 + 1) ** 2, dtype=torch.float64)
+        want = ref.direct(x1, x2.expand(2, 3, -1), lo)
+        scale = want.abs().max()
+        assert ((ref.fourier(x1, x2, lo) - want).abs().max() / scale).item() < 1e-12
+        got = gaunt.gaunt_tensor_product(x1, x2, lo, method="fourier")
+        assert ((got - want).abs().max() / scale).item() < 1e-12
+        assert ((gaunt.gaunt_tensor_product(x1, x2, lo, method="grid") - got).abs().max() / scale).item() < 1e-12
+        got32 = gaunt.gaunt_tensor_product(x1.float(), x2.float(), lo, method="fourier")
+        assert ((got32.double() - want).abs().max() / scale).item() < 1e-5
+
+
+def _azimuthal_args(l1=2, l2=3, lo=4, R=37, dtype=torch.float64):
+    io, i1, i2, c = (torch.from_numpy(t) for t in ref.azimuthal_rule(l1, l2, lo))
+    a = torch.randn(2 * l1 + 1, R, dtype=dtype)
+    b = torch.randn(2 * l2 + 1, R, dtype=dtype)
+    return a, b, io, i1, i2, c.to(dtype), 2 * lo + 1
+
+
+def test_azimuthal_rule_is_the_product_of_the_real_basis():
+    """sum_m3 c(m1, m2, m3) A_m3 / 2pi reproduces A_m1 A_m2 (all its frequencies are <= lmax_out here)."""
+    io, i1, i2, c = ref.azimuthal_rule(3, 2, 5)
+    alpha = np.random.default_rng(1).uniform(0, 2 * np.pi, 9)
+    a1, a2, a3 = ref.alpha_part(3, alpha), ref.alpha_part(2, alpha), ref.alpha_part(5, alpha)
+    rebuilt = np.zeros((7, 5, 9))
+    np.add.at(rebuilt, (i1, i2), c[:, None] * a3[io] / (2 * np.pi))
+    np.testing.assert_allclose(rebuilt, a1[:, None] * a2[None], atol=1e-13)
+    assert np.all(np.diff(io) >= 0) and np.abs(c).min() > 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_azimuthal_backends_match_reference(backend, dtype):
+    a, b, io, i1, i2, c, n = _azimuthal_args(R=300, dtype=dtype)  # a block tail: 300 = 256 + 44
+    want = ref.azimuthal(a, b, io, i1, i2, c, n)
+    got = run_backend(backend, torch.ops.pyops.gaunt_azimuthal, _triton("azimuthal"), a, b, io, i1, i2, c, n)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(got, want, atol=tol * want.abs().max().item(), rtol=0)
+    p = torch.randperm(len(io))  # an unsorted triple list is still summed right
+    got = run_backend(backend, torch.ops.pyops.gaunt_azimuthal, _triton("azimuthal"), a, b, io[p], i1[p], i2[p], c[p], n)
+    torch.testing.assert_close(got, want, atol=tol * want.abs().max().item(), rtol=0)
+    empty = run_backend(backend, torch.ops.pyops.gaunt_azimuthal, _triton("azimuthal"), a[:, :0], b[:, :0], io, i1,
+                        i2, c, n)
+    assert empty.shape == (n, 0)
+
+
+def test_azimuthal_opcheck_gradcheck_and_bad_input():
+    a, b, io, i1, i2, c, n = _azimuthal_args(R=5)
+    opcheck(torch.ops.pyops.gaunt_azimuthal, (a, b, io, i1, i2, c, n))
+    gradcheck(lambda x, y: torch.ops.pyops.gaunt_azimuthal(x, y, io, i1, i2, c, n),
+              (a.requires_grad_(), b.requires_grad_()))
+    a, b = a.detach(), b.detach()
+    op = torch.ops.pyops.gaunt_azimuthal
+    errors = (RuntimeError, ValueError, TypeError)
+    assert_raises_naming(lambda: op(a, b, io, i1, i2, c, 3), errors, "gaunt_azimuthal", "'io'")
+    assert_raises_naming(lambda: op(a, b[:2], io, i1, i2, c, n), errors, "gaunt_azimuthal", "'ib'")
+    assert_raises_naming(lambda: op(a, b[:, :4], io, i1, i2, c, n), errors, "gaunt_azimuthal", "'a'", "'b'")
+    assert_raises_naming(lambda: op(a, b.float(), io, i1, i2, c, n), errors, "gaunt_azimuthal", "'b'")
+    assert_raises_naming(lambda: op(a, b, io, i1[:-1], i2, c, n), errors, "gaunt_azimuthal", "'ia'")
+    if "triton" in BACKENDS:
+        assert_raises_naming(lambda: _triton("azimuthal")(a, b, io, i1, i2 + 10, c, n), errors, "gaunt_azimuthal",
+                             "'ib'")
 
 
 def test_equivariance_under_e3nn_rotations():
@@ -126,15 +233,17 @@ def test_per_degree_weights_and_power():
     torch.testing.assert_close(gaunt.gaunt_power(x, 3, 4, weights=weights), want, atol=1e-11, rtol=0)
 
 
-def test_gradcheck_float64():
+@pytest.mark.parametrize("method", gaunt.METHODS)
+def test_gradcheck_float64(method):
     x1 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
     x2 = torch.randn(2, 9, dtype=torch.float64, requires_grad=True)
     w = torch.rand(3, dtype=torch.float64, requires_grad=True)
-    gradcheck(lambda a, b, c: gaunt.gaunt_tensor_product(a, b, weight_out=torch.cat([c, c[:1]])), (x1, x2, w))
+    gradcheck(lambda a, b, c: gaunt.gaunt_tensor_product(a, b, weight_out=torch.cat([c, c[:1]]), method=method),
+              (x1, x2, w))
 
 
 def test_module_compile_empty_noncontig():
-    tp = gaunt.GauntTensorProduct("0e+1o+2e", "0e + 1o", "0e+1o+2e+3o", channels=4)
+    tp = gaunt.GauntTensorProduct("0e+1o+2e", "0e + 1o", "0e+1o+2e+3o", channels=4, method="grid")
     assert tp.irreps_out == "1x0e+1x1o+1x2e+1x3o"
     x1, x2 = torch.randn(5, 4, 9), torch.randn(5, 1, 4)
     eager = tp(x1, x2)
