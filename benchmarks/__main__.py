@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     name = harness.device_name(device) + ("-quick" if args.quick else "")
     out = harness.results_dir()
     harness.write_csv(rows, os.path.join(out, f"{name}.csv"))
-    header = f"device: {name}, torch {torch.__version__}, threads {torch.get_num_threads()}\n\n"
+    threads = "1 (torch.utils.benchmark's default)" if device.type == "cpu" else torch.get_num_threads()
+    header = f"device: {name}, torch {torch.__version__}, timing threads {threads}\n\n"
     with open(os.path.join(out, f"{name}.md"), "w") as f:
         f.write(header + table + "\n")
     plotted = harness.write_plot(rows, os.path.join(out, f"{name}.png"), f"pyops on {name}")
