@@ -130,20 +130,21 @@ def _forward_reference(x, borders, bits, fn):
     return FUNCTIONS[fn](x).contiguous(), ref.encode(x, borders, bits)
 
 
+def _forward_fake(x, borders, bits, fn):
+    return x.new_empty(x.shape), x.new_empty((x.numel() * bits + 7) // 8, dtype=torch.uint8)
+
+
 # y = f(x) and the code stream in one pass (fused kernels); fn is a built-in name.
 _forward = define(
     "fewbit_forward", "(Tensor x, Tensor borders, int bits, str fn) -> (Tensor, Tensor)",
-    reference=_forward_reference, triton=_triton("forward"),
-    fake=lambda x, borders, bits, fn: (x.new_empty(x.shape),
-                                       x.new_empty((x.numel() * bits + 7) // 8, dtype=torch.uint8)),
+    reference=_forward_reference, triton=_triton("forward"), fake=_forward_fake,
 )
 
 # One op for every built-in: forward (y, codes); autograd keeps only codes + the level table.
 _apply = define(
     "fewbit_apply", "(Tensor x, Tensor borders, Tensor levels, int bits, str fn) -> (Tensor, Tensor)",
     reference=lambda x, borders, levels, bits, fn: _forward(x, borders, bits, fn), composite=True,
-    fake=lambda x, borders, levels, bits, fn: (x.new_empty(x.shape),
-                                                x.new_empty((x.numel() * bits + 7) // 8, dtype=torch.uint8)),
+    fake=lambda x, borders, levels, bits, fn: _forward_fake(x, borders, bits, fn),
 )
 
 

@@ -63,12 +63,15 @@ __attribute__((target("avx2"))) void block_codes_avx2(const float* __restrict x,
   if (i < len) block_codes_generic(x + i, len - i, borders, n_borders, codes + i);
 }
 
+bool has_avx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+}
 #endif
 
 void block_codes(const float* x, int64_t len, const float* borders, int n_borders, uint8_t* codes) {
 #if defined(__x86_64__)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return block_codes_avx2(x, len, borders, n_borders, codes);
+  if (has_avx2()) return block_codes_avx2(x, len, borders, n_borders, codes);
 #endif
   block_codes_generic(x, len, borders, n_borders, codes);
 }
@@ -240,8 +243,7 @@ Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_
         int64_t from = lo;
 #if defined(__x86_64__)
         if constexpr (std::is_same_v<scalar_t, float> && b() <= 3) {
-          static const bool avx2 = __builtin_cpu_supports("avx2");
-          if (avx2) from = backward_lut_avx2<b()>(pc, lo, hi, n, n_bytes, pg, lv, po);
+          if (has_avx2()) from = backward_lut_avx2<b()>(pc, lo, hi, n, n_bytes, pg, lv, po);
         }
 #endif
         backward_groups<b(), scalar_t, acc_t>(pc, from, hi, n, n_bytes, pg, lv, po);
