@@ -11,6 +11,7 @@ Backends are picked per dispatch key, in this order:
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from typing import Callable, Optional
@@ -53,6 +54,15 @@ def triton_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def triton_launcher(family: str, name: str) -> Callable:
+    """A CUDA-key launcher of ``pyops.kernels.<family>.<name>`` that imports triton on first use."""
+
+    def launch(*args):
+        return getattr(importlib.import_module(f"pyops.kernels.{family}"), name)(*args)
+
+    return launch
 
 
 def define(

@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyops import _library
-from pyops._library import check, check_float, define
+from pyops._library import check, check_float, define, triton_launcher
 from pyops.reference import fewbit as ref
+
+_triton = functools.partial(triton_launcher, "fewbit")  # pyops.kernels.fewbit.<name>, imported on first use
 
 __all__ = ["FUNCTIONS", "table", "activation", "convert", "FewBitActivation"]
 
@@ -108,15 +110,6 @@ def _check_bits(op: str, bits: int) -> None:
 
 
 # ---------------------------------------------------------------- ops
-def _triton(name):
-    def launch(*args):
-        from pyops.kernels import fewbit as kernels
-
-        return getattr(kernels, name)(*args)
-
-    return launch
-
-
 _encode = define("fewbit_encode", "(Tensor x, Tensor borders, int bits) -> Tensor", reference=ref.encode,
                  fake=lambda x, borders, bits: x.new_empty((x.numel() * bits + 7) // 8, dtype=torch.uint8),
                  triton=_triton("encode"))

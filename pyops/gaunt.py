@@ -25,8 +25,10 @@ import torch
 from torch import nn
 
 from pyops import _library
-from pyops._library import check, define
+from pyops._library import check, define, triton_launcher
 from pyops.reference import gaunt as ref
+
+_triton = functools.partial(triton_launcher, "gaunt")  # pyops.kernels.gaunt.<name>, imported on first use
 
 __all__ = ["gaunt_tensor_product", "gaunt_power", "GauntTensorProduct", "lmax_of"]
 
@@ -39,16 +41,10 @@ METHODS = ("auto", "grid", "dense", "fourier")
 AUTO_DENSE_MAX_DEGREE = 12
 
 
-def _triton_azimuthal(*args):
-    from pyops.kernels import gaunt as kernels
-
-    return kernels.azimuthal(*args)
-
-
 _azimuthal = define(
     "gaunt_azimuthal", "(Tensor a, Tensor b, Tensor io, Tensor ia, Tensor ib, Tensor coef, int n_out) -> Tensor",
     reference=ref.azimuthal,
-    fake=lambda a, b, io, ia, ib, coef, n_out: a.new_empty(n_out, a.shape[1]), triton=_triton_azimuthal)
+    fake=lambda a, b, io, ia, ib, coef, n_out: a.new_empty(n_out, a.shape[1]), triton=_triton("azimuthal"))
 
 
 def _azimuthal_setup(ctx, inputs, output):

@@ -13,14 +13,17 @@ straight-through gradients: the backward is that of the float function approxima
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional, Union
 
 import torch
 from torch import nn
 
-from pyops._library import check, define, eager
+from pyops._library import check, define, eager, triton_launcher
 from pyops.reference import intops as ref
+
+_triton = functools.partial(triton_launcher, "intops")  # pyops.kernels.intops.<name>, imported on first use
 
 __all__ = [
     "int_exp", "int_softmax", "int_gelu", "int_layernorm", "requantize", "isqrt",
@@ -28,15 +31,6 @@ __all__ = [
 ]
 
 INT_DTYPES = (torch.int8, torch.int16, torch.int32)
-
-
-def _triton(name):
-    def launch(*args):
-        from pyops.kernels import intops as kernels
-
-        return getattr(kernels, name)(*args)
-
-    return launch
 
 
 def _like(dtype):

@@ -14,6 +14,7 @@ Backward modes (``backward=`` on every differentiable function):
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional, Sequence, Union
 
@@ -21,8 +22,10 @@ import torch
 from torch import nn
 
 from pyops import _library
-from pyops._library import check, check_float, check_same_device, define
+from pyops._library import check, check_float, check_same_device, define, triton_launcher
 from pyops.reference import pam as ref
+
+_triton = functools.partial(triton_launcher, "pam")  # pyops.kernels.pam.<name>, imported on first use
 
 __all__ = [
     "mul", "div", "exp2", "log2", "exp", "log", "pow", "sqrt", "matmul", "bmm", "linear", "softmax",
@@ -32,17 +35,6 @@ __all__ = [
 DTYPES = (torch.float32, torch.bfloat16, torch.float64)
 BACKWARD_MODES = ("pam", "exact")
 LOG2E = math.log2(math.e)
-
-
-def _triton(name):
-    """A CUDA-key launcher that imports the Triton kernels on first use."""
-
-    def launch(*args):
-        from pyops.kernels import pam as kernels
-
-        return getattr(kernels, name)(*args)
-
-    return launch
 
 
 def _broadcast_fake(a, b, *rest):

@@ -15,7 +15,7 @@ A state_dict of the official ``WavehaxGenerator`` (or of the re-statement) loads
 
 from __future__ import annotations
 
-import math
+import functools
 from typing import Optional
 
 import torch
@@ -23,22 +23,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyops import _library
-from pyops._library import check, check_float, check_same_device, define
+from pyops._library import check, check_float, check_same_device, define, triton_launcher
 from pyops.reference import wavehax as ref
+
+_triton = functools.partial(triton_launcher, "wavehax")  # pyops.kernels.wavehax.<name>, imported on first use
 
 __all__ = ["harmonic_prior", "stft", "istft", "convnext2d_block", "WavehaxGenerator"]
 
 
 # ---------------------------------------------------------------- ops
-def _triton(name):
-    def launch(*args):
-        from pyops.kernels import wavehax as kernels
-
-        return getattr(kernels, name)(*args)
-
-    return launch
-
-
 _prior = define(
     "wavehax_harmonic_prior",
     "(Tensor f0, Tensor noise, Tensor phase0, int hop_length, int sample_rate, float power_factor) -> Tensor",
