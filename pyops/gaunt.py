@@ -2,13 +2,12 @@
 
 ``out[l3 m3] = sum G(l1 m1, l2 m2, l3 m3) x1[l1 m1] x2[l2 m2]`` with
 ``G = int Y Y Y dOmega``: the pointwise product of the two spherical functions,
-projected back.  Computed in O(L^3) per channel (L = lmax + 1): Legendre
-transforms over l at fixed m onto Gauss-Legendre nodes, the product over the
-azimuth by the sparse product rule of the real basis (``pyops::gaunt_azimuthal``,
-C++/CUDA/Triton kernels), and the weighted projection back; the nodes are just
-enough for the quadrature to be exact.  ``gaunt_power`` samples the full grid.
-The paper's 2D Fourier route (sh2f, linear convolution by FFT, f2sh) is offered
-too (``method="fourier"``), with its tables generated exactly in float64.
+projected back.  Computed in O(L^3) per channel (L = lmax + 1) by ``pyops::gaunt_grid_product``
+(C++/CUDA/Triton kernels): at each Gauss-Legendre node pair +-z the Legendre sums give the two
+azimuthal spectra, their product is a convolution of the spectra, and the weighted projection
+goes straight into the output; the nodes are just enough for the quadrature to be exact.
+``gaunt_power`` samples the full grid.  The paper's 2D Fourier route (sh2f, linear convolution
+by FFT, f2sh) is offered too (``method="fourier"``), with its tables generated exactly in float64.
 Features use e3nn's order and integral normalisation.  Only natural-parity
 outputs exist (G vanishes for odd l1 + l2 + l3).
 """
@@ -34,40 +33,40 @@ __all__ = ["gaunt_tensor_product", "gaunt_power", "GauntTensorProduct", "lmax_of
 
 DTYPES = (torch.float32, torch.float64)
 METHODS = ("auto", "grid", "dense", "fourier")
-# method="auto": the dense transforms (one matmul each, O(L^4)) up to this lmax1 + lmax2 + lmax_out, the grid
-# route with the sparse azimuthal product above; calibrated with benchmarks/bench_gaunt.py on CPU (fp32, 1024
-# channels: dense wins to lmax 3, grid from lmax 4 on, 1.7x at lmax 4 and 6x at lmax 16).  The Fourier route
-# is never faster on CPU (its 2D FFTs cover the doubled torus) and is not picked.
-AUTO_DENSE_MAX_DEGREE = 12
+# method="auto": the dense transforms (one matmul each, O(L^4)) up to this lmax1 + lmax2 + lmax_out, the fused
+# grid kernel above; calibrated on CPU (fp32, 1024 channels, fwd and fwd+bwd): dense is faster to degree 6,
+# level at 8, the grid 1.3-1.5x faster at 10-12 and 20x at lmax 16.  The Fourier route is never faster on CPU
+# (its 2D FFTs cover the doubled torus) and is not picked.
+AUTO_DENSE_MAX_DEGREE = 6
 
 
-_azimuthal = define(
-    "gaunt_azimuthal", "(Tensor a, Tensor b, Tensor io, Tensor ia, Tensor ib, Tensor coef, int n_out) -> Tensor",
-    reference=ref.azimuthal,
-    fake=lambda a, b, io, ia, ib, coef, n_out: a.new_empty(n_out, a.shape[1]), triton=_triton("azimuthal"))
+_grid_product = define(
+    "gaunt_grid_product", "(Tensor x1, Tensor x2, Tensor table, Tensor weights, int lmax_out) -> Tensor",
+    reference=ref.grid_product,
+    fake=lambda x1, x2, table, weights, lmax_out: x1.new_empty(x1.shape[0], (lmax_out + 1) ** 2),
+    triton=_triton("grid_product"))
 
 
-def _azimuthal_setup(ctx, inputs, output):
-    a, b, io, ia, ib, coef, _ = inputs
-    ctx.save_for_backward(a, b, io, ia, ib, coef)
+def _grid_product_setup(ctx, inputs, output):
+    x1, x2, table, weights, _ = inputs
+    ctx.save_for_backward(x1, x2, table, weights)
 
 
-def _azimuthal_backward(ctx, g):
-    # bilinear: each input's gradient is the same sparse product with the roles of the rows swapped
-    # (sorted by the new output row: the CUDA and Triton kernels accumulate such runs in registers)
-    a, b, io, ia, ib, coef = ctx.saved_tensors
+def _grid_product_backward(ctx, g):
+    # The quadrature's G[i, j, k] = sum_nodes w Y_i Y_j Y_k is symmetric in i, j, k, so each input's
+    # gradient is the same product of the output gradient with the other input, projected onto the
+    # input's degrees (the table covers max(lmax1, lmax2, lmax_out) for this).
+    x1, x2, table, weights = ctx.saved_tensors
     ga = gb = None
     if ctx.needs_input_grad[0]:
-        p = torch.argsort(ia, stable=True)
-        ga = _azimuthal(g, b, ia[p], io[p], ib[p], coef[p], a.shape[0])
+        ga = _grid_product(g, x2, table, weights, lmax_of(x1.shape[1]))
     if ctx.needs_input_grad[1]:
-        p = torch.argsort(ib, stable=True)
-        gb = _azimuthal(g, a, ib[p], io[p], ia[p], coef[p], b.shape[0])
-    return ga, gb, None, None, None, None, None
+        gb = _grid_product(g, x1, table, weights, lmax_of(x2.shape[1]))
+    return ga, gb, None, None, None
 
 
-torch.library.register_autograd("pyops::gaunt_azimuthal", _azimuthal_backward, setup_context=_azimuthal_setup,
-                                lib=_library._lib)
+torch.library.register_autograd("pyops::gaunt_grid_product", _grid_product_backward,
+                                setup_context=_grid_product_setup, lib=_library._lib)
 
 
 def lmax_of(dim: int) -> Optional[int]:
@@ -121,52 +120,21 @@ class _Grid:
 
 
 class _GridProduct:
-    """The grid route for one product: Legendre transforms per m onto Gauss-Legendre nodes (one bmm,
-    channels as the wide GEMM dimension), the azimuthal product by the sparse rule of the real basis
-    (``pyops::gaunt_azimuthal``: A_m1 A_m2 only meets A_{|m1| +- |m2|}, so about
-    2 (2 l1 + 1)(2 l2 + 1) multiply-adds per node and channel where sampling the azimuth costs three
-    dense (2L x n_alpha) transforms), and the weighted Legendre projection per output m (one bmm).
-    Tensors are laid out [m, node, channel]; the quadrature is exact for degree l1 + l2 + lmax_out."""
+    """The grid route for one product: ``pyops::gaunt_grid_product`` on the Gauss-Legendre nodes of
+    the rule exact for degree l1 + l2 + lo.  Per channel and node pair +-z it is O(L^2): the Legendre
+    sums, the azimuthal product as a convolution of the two spectra (c_mu, |mu| <= lmax) and the
+    weighted projection, all in registers/L1, fused in one kernel (O(L^3) per channel in all)."""
 
     def __init__(self, l1: int, l2: int, lo: int, dtype, device):
-        self.n_beta = (l1 + l2 + lo) // 2 + 1
-        z, w = np.polynomial.legendre.leggauss(self.n_beta)
+        z, w = ref.grid_nodes(l1 + l2 + lo)
         t = functools.partial(torch.tensor, dtype=dtype, device=device)
-        it = functools.partial(torch.tensor, dtype=torch.long, device=device)
-        (P1, i1), (P2, i2), (Po, io) = (self._legendre(l, z) for l in (l1, l2, lo))
-        self.P1, self.P2, self.idx1, self.idx2 = t(P1), t(P2), it(i1), it(i2)
-        self.Pw = t((Po * w[None, :, None]).transpose(0, 2, 1).copy())  # [m, l, node]
-        pos = np.empty(len(io), dtype=np.int64)  # e3nn position -> row of the [m, l] output
-        ok = io < (lo + 1) ** 2
-        pos[io[ok]] = np.nonzero(ok)[0]
-        self.out_pos = it(pos[: (lo + 1) ** 2])
-        rio, r1, r2, c = ref.azimuthal_rule(l1, l2, lo)
-        self.rule = (it(rio), it(r1), it(r2), t(c))
-        self.n_out = 2 * lo + 1
-
-    @staticmethod
-    def _legendre(lmax: int, z: np.ndarray):
-        """P[m, node, l] = p_l^|m|(z) (0 for l < |m|) and the gather idx[(m, l)] of e3nn positions (D: zero)."""
-        L, D = lmax + 1, (lmax + 1) ** 2
-        p = ref.legendre(lmax, z)  # [l, m, node]
-        ms = range(-lmax, lmax + 1)
-        P = np.stack([p[:, abs(m), :].T for m in ms])
-        idx = np.array([l * l + l + m if l >= abs(m) else D for m in ms for l in range(L)])
-        return P, idx
-
-    @staticmethod
-    def _to_nodes(x: torch.Tensor, batch, P: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        x = x.expand(*batch, x.shape[-1]).reshape(-1, x.shape[-1])
-        xt = torch.cat([x.T, x.new_zeros(1, x.shape[0])])  # [D + 1, N] contiguous, the last row zero
-        return torch.bmm(P, xt.index_select(0, idx).view(P.shape[0], P.shape[2], -1))  # [m, node, N]
+        self.table, self.weights, self.lo = t(ref.grid_table(max(l1, l2, lo), z)), t(w), lo
 
     def __call__(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         batch = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
-        a = self._to_nodes(x1, batch, self.P1, self.idx1)
-        b = self._to_nodes(x2, batch, self.P2, self.idx2)
-        h = _azimuthal(a.flatten(1), b.flatten(1), *self.rule, self.n_out)  # [m3, node * N]
-        out = torch.bmm(self.Pw, h.view(self.n_out, self.n_beta, -1))  # [m3, l, N]
-        return out.flatten(0, 1)[self.out_pos].T.reshape(*batch, -1)
+        # broadcast dims stay stride-0 views: the kernels read x2 once per row, never a copy
+        x1f, x2f = (x.expand(*batch, x.shape[-1]).reshape(-1, x.shape[-1]) for x in (x1, x2))
+        return _grid_product(x1f, x2f, self.table, self.weights, self.lo).reshape(*batch, -1)
 
 
 class _Fourier:
@@ -296,11 +264,11 @@ def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[
     x1 ``[..., C, (lmax1+1)^2]``, x2 ``[..., C or 1, (lmax2+1)^2]`` (broadcast like torch);
     ``lmax_out`` defaults to lmax1 + lmax2.  ``weight1``/``weight2``/``weight_out`` are
     per-degree weights ``[..., lmax + 1]`` broadcast over m (equivariant).  ``method``: "grid"
-    (Legendre transforms onto Gauss-Legendre nodes and the sparse azimuthal product
-    ``pyops::gaunt_azimuthal``, O(L^3) per channel), "dense" (transforms to the full grid as one
-    matmul each, O(L^4) but BLAS-bound), "fourier" (the paper's 2D Fourier route: sh2f, FFT
-    convolution, f2sh, O(L^3)) or "auto": dense while lmax1 + lmax2 + lmax_out <=
-    ``AUTO_DENSE_MAX_DEGREE`` (12), grid above (measured on CPU).  All are exact (float64 tables
+    (the fused kernel ``pyops::gaunt_grid_product``: Legendre sums, azimuthal convolution and
+    projection per Gauss-Legendre node pair, O(L^3) per channel), "dense" (transforms to the full
+    grid as one matmul each, O(L^4) but BLAS-bound), "fourier" (the paper's 2D Fourier route:
+    sh2f, FFT convolution, f2sh, O(L^3)) or "auto": dense while lmax1 + lmax2 + lmax_out <=
+    ``AUTO_DENSE_MAX_DEGREE`` (6), grid above (measured on CPU).  All are exact (float64 tables
     from closed forms).
     ``plan``: the route with its tables prepared ahead by ``_plan`` (what :class:`GauntTensorProduct`
     passes, so that ``torch.compile`` never traces the table construction).

@@ -131,56 +131,60 @@ def test_fourier_route_tables_and_mixed_degrees():
         assert ((got32.double() - want).abs().max() / scale).item() < 1e-5
 
 
-def _azimuthal_args(l1=2, l2=3, lo=4, R=37, dtype=torch.float64):
-    io, i1, i2, c = (torch.from_numpy(t) for t in ref.azimuthal_rule(l1, l2, lo))
-    a = torch.randn(2 * l1 + 1, R, dtype=dtype)
-    b = torch.randn(2 * l2 + 1, R, dtype=dtype)
-    return a, b, io, i1, i2, c.to(dtype), 2 * lo + 1
+def _grid_args(l1=2, l2=3, lo=4, n=37, dtype=torch.float64):
+    z, w = ref.grid_nodes(l1 + l2 + lo)
+    table = torch.tensor(ref.grid_table(max(l1, l2, lo), z), dtype=dtype)
+    return (torch.randn(n, (l1 + 1) ** 2, dtype=dtype), torch.randn(n, (l2 + 1) ** 2, dtype=dtype), table,
+            torch.tensor(w, dtype=dtype))
 
 
-def test_azimuthal_rule_is_the_product_of_the_real_basis():
-    """sum_m3 c(m1, m2, m3) A_m3 / 2pi reproduces A_m1 A_m2 (all its frequencies are <= lmax_out here)."""
-    io, i1, i2, c = ref.azimuthal_rule(3, 2, 5)
-    alpha = np.random.default_rng(1).uniform(0, 2 * np.pi, 9)
-    a1, a2, a3 = ref.alpha_part(3, alpha), ref.alpha_part(2, alpha), ref.alpha_part(5, alpha)
-    rebuilt = np.zeros((7, 5, 9))
-    np.add.at(rebuilt, (i1, i2), c[:, None] * a3[io] / (2 * np.pi))
-    np.testing.assert_allclose(rebuilt, a1[:, None] * a2[None], atol=1e-13)
-    assert np.all(np.diff(io) >= 0) and np.abs(c).min() > 2
+def test_grid_nodes_integrate_pairs_exactly():
+    """Every node stands for the pair +-z (z = 0 at half weight): sum_k w_k (f(z_k) + f(-z_k)) is the
+    integral over [-1, 1] of every polynomial up to the rule's degree."""
+    for degree in (0, 3, 8, 9, 64):
+        z, w = ref.grid_nodes(degree)
+        assert np.all(z >= 0) and len(z) == (degree // 2 + 2) // 2
+        for d in range(degree + 1):
+            assert abs((w * (z ** d + (-z) ** d)).sum() - (1 - (-1) ** (d + 1)) / (d + 1)) < 1e-13
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_azimuthal_backends_match_reference(backend, dtype):
-    a, b, io, i1, i2, c, n = _azimuthal_args(R=300, dtype=dtype)  # a block tail: 300 = 256 + 44
-    want = ref.azimuthal(a, b, io, i1, i2, c, n)
-    got = run_backend(backend, torch.ops.pyops.gaunt_azimuthal, _triton("azimuthal"), a, b, io, i1, i2, c, n)
-    tol = 1e-12 if dtype == torch.float64 else 1e-5
-    torch.testing.assert_close(got, want, atol=tol * want.abs().max().item(), rtol=0)
-    p = torch.randperm(len(io))  # an unsorted triple list is still summed right
-    got = run_backend(backend, torch.ops.pyops.gaunt_azimuthal, _triton("azimuthal"), a, b, io[p], i1[p], i2[p], c[p], n)
-    torch.testing.assert_close(got, want, atol=tol * want.abs().max().item(), rtol=0)
-    empty = run_backend(backend, torch.ops.pyops.gaunt_azimuthal, _triton("azimuthal"), a[:, :0], b[:, :0], io, i1,
-                        i2, c, n)
-    assert empty.shape == (n, 0)
+def test_grid_product_backends_match_reference(backend, dtype):
+    """Output degrees above, at and below l1 + l2; 37 rows = two CPU lanes of 16 + a tail;
+    a strided x1 and a stride-0 (broadcast) x2; no rows."""
+    op, tol = torch.ops.pyops.gaunt_grid_product, (1e-12 if dtype == torch.float64 else 1e-5)
+    for l1, l2, lo in [(2, 3, 4), (3, 2, 7), (4, 4, 2), (0, 0, 0), (1, 2, 3)]:
+        x1, x2, t, w = _grid_args(l1, l2, lo, dtype=dtype)
+        want = ref.grid_product(x1.double(), x2.double(), t.double(), w.double(), lo)
+        if dtype == torch.float64:  # the reference itself is the exact product
+            assert ((want - ref.direct(x1, x2, lo)).abs().max() / want.abs().max()).item() < 1e-12
+        got = run_backend(backend, op, _triton("grid_product"), x1, x2, t, w, lo)
+        assert ((got.double() - want).abs().max() / want.abs().max()).item() < tol
+    x1, x2, t, w = _grid_args(3, 2, 5, dtype=dtype)
+    x2 = x2[:1].expand(37, -1)
+    want = ref.grid_product(x1.double(), x2.double(), t.double(), w.double(), 5)
+    got = run_backend(backend, op, _triton("grid_product"), noncontig(x1), x2, t, w, 5)
+    assert ((got.double() - want).abs().max() / want.abs().max()).item() < tol
+    empty = run_backend(backend, op, _triton("grid_product"), x1[:0], x2[:0], t, w, 5)
+    assert empty.shape == (0, 36)
 
 
-def test_azimuthal_opcheck_gradcheck_and_bad_input():
-    a, b, io, i1, i2, c, n = _azimuthal_args(R=5)
-    opcheck(torch.ops.pyops.gaunt_azimuthal, (a, b, io, i1, i2, c, n))
-    gradcheck(lambda x, y: torch.ops.pyops.gaunt_azimuthal(x, y, io, i1, i2, c, n),
-              (a.requires_grad_(), b.requires_grad_()))
-    a, b = a.detach(), b.detach()
-    op = torch.ops.pyops.gaunt_azimuthal
+def test_grid_product_opcheck_gradcheck_and_bad_input():
+    x1, x2, t, w = _grid_args(2, 1, 3, n=5)
+    op = torch.ops.pyops.gaunt_grid_product
+    opcheck(op, (x1, x2, t, w, 3))
+    gradcheck(lambda a, b: op(a, b, t, w, 3), (x1.requires_grad_(), x2.requires_grad_()))
+    x1, x2 = x1.detach(), x2.detach()
     errors = (RuntimeError, ValueError, TypeError)
-    assert_raises_naming(lambda: op(a, b, io, i1, i2, c, 3), errors, "gaunt_azimuthal", "'io'")
-    assert_raises_naming(lambda: op(a, b[:2], io, i1, i2, c, n), errors, "gaunt_azimuthal", "'ib'")
-    assert_raises_naming(lambda: op(a, b[:, :4], io, i1, i2, c, n), errors, "gaunt_azimuthal", "'a'", "'b'")
-    assert_raises_naming(lambda: op(a, b.float(), io, i1, i2, c, n), errors, "gaunt_azimuthal", "'b'")
-    assert_raises_naming(lambda: op(a, b, io, i1[:-1], i2, c, n), errors, "gaunt_azimuthal", "'ia'")
-    if "triton" in BACKENDS:
-        assert_raises_naming(lambda: _triton("azimuthal")(a, b, io, i1, i2 + 10, c, n), errors, "gaunt_azimuthal",
-                             "'ib'")
+    launchers = [op] + ([_triton("grid_product")] if "triton" in BACKENDS else [])
+    for f in launchers:
+        assert_raises_naming(lambda: f(x1[:, :8], x2, t, w, 3), errors, "gaunt_grid_product", "'x1'")
+        assert_raises_naming(lambda: f(x1, x2[:4], t, w, 3), errors, "gaunt_grid_product", "'x2'")
+        assert_raises_naming(lambda: f(x1, x2.float(), t, w, 3), errors, "gaunt_grid_product", "'x2'")
+        assert_raises_naming(lambda: f(x1, x2, t[:, :9], w, 3), errors, "gaunt_grid_product", "'table'")
+        assert_raises_naming(lambda: f(x1, x2, t, w[:-1], 3), errors, "gaunt_grid_product", "'weights'")
+        assert_raises_naming(lambda: f(x1, x2, t, w, -1), errors, "gaunt_grid_product", "'lmax_out'")
 
 
 def test_equivariance_under_e3nn_rotations():

@@ -1,76 +1,104 @@
-// gaunt CPU kernel: the azimuthal product of the grid route,
-//   out[io[t], r] += coef[t] * a[ia[t], r] * b[ib[t], r],
-// i.e. the sparse product rule of the real azimuthal basis (A_m1 A_m2 only meets A_{|m1| +- |m2|}),
-// applied at every (Gauss-Legendre node, channel) column r.  Threads own disjoint column blocks,
-// so there are no write conflicts.
+// gaunt CPU kernel: pyops::gaunt_grid_product.  Threads own blocks of one cache line of channels
+// (16 float or 8 double); a block is transposed to [position][lane] so that every operation of the
+// node-pair math in csrc/include/pyops/gaunt.h is a SIMD instruction over the lane, and everything
+// between the inputs and the output (spectra, products, the output accumulator) stays in L1/L2.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <memory>
 
 #include "gaunt_args.h"
+#include "pyops/gaunt.h"
+
+// the products' sums are contracted into FMAs (torch's ISO C++ mode leaves fp-contract off)
+#pragma GCC optimize("fp-contract=fast")
 
 namespace pyops {
 namespace {
 
 using at::Tensor;
 
-// One block of w <= kBlock columns starting at r: every triple is one streaming multiply-add over
-// the block (the block's rows, ~130 x 1 KiB, stay in L2 across the triples).
+// one cache line of channels: 16 float or 8 double lanes
 template <typename T>
-inline __attribute__((always_inline)) void block(const T* a, const T* b, const int64_t* io, const int64_t* ia,
-                                                 const int64_t* ib, const T* coef, int64_t n, int64_t r, int64_t w,
-                                                 int64_t R, T* out) {
-  for (int64_t t = 0; t < n; ++t) {
-    T* __restrict o = out + io[t] * R + r;
-    const T* __restrict x = a + ia[t] * R + r;
-    const T* __restrict y = b + ib[t] * R + r;
-    const T c = coef[t];
-    for (int64_t j = 0; j < w; ++j) o[j] += c * x[j] * y[j];
-  }
+struct LaneOf;
+template <>
+struct LaneOf<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct LaneOf<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
+template <typename T>
+using Lane = typename LaneOf<T>::type;
+
+// One block of rows [r0, r0 + n), n <= C: gather (transpose to [position][lane]), all node pairs,
+// scatter.  buf holds D1 + D2 + Dout + scratch lanes.
+template <typename T, int C = 64 / sizeof(T)>
+inline __attribute__((always_inline)) void rows(const T* x1, int64_t s10, int64_t s11, const T* x2, int64_t s20,
+                                                int64_t s21, int L1, int L2, int lo, const T* table, int64_t st,
+                                                const T* w, int64_t K, int64_t r0, int64_t n, Lane<T>* buf, T* out) {
+  const int D1 = (L1 + 1) * (L1 + 1), D2 = (L2 + 1) * (L2 + 1), Do = (lo + 1) * (lo + 1);
+  Lane<T> *a = buf, *b = a + D1, *acc = b + D2, *scratch = acc + Do;
+  for (int i = 0; i < D1; ++i)
+    for (int c = 0; c < C; ++c) a[i][c] = c < n ? x1[(r0 + c) * s10 + i * s11] : T(0);
+  for (int i = 0; i < D2; ++i)
+    for (int c = 0; c < C; ++c) b[i][c] = c < n ? x2[(r0 + c) * s20 + i * s21] : T(0);
+  std::fill(acc, acc + Do, Lane<T>{});
+  for (int64_t k = 0; k < K; ++k) gaunt::node_pair(a, L1, b, L2, lo, table + k * st, w[k], scratch, acc);
+  for (int64_t c = 0; c < n; ++c)
+    for (int i = 0; i < Do; ++i) out[(r0 + c) * Do + i] = acc[i][c];
 }
 
-constexpr int64_t kBlock = 256;
-
-#define PYOPS_GAUNT_COLUMNS(NAME, T)                                                                                 \
-  __attribute__((target_clones("avx512f", "avx2", "default"))) void NAME(                                         \
-      const T* a, const T* b, const int64_t* io, const int64_t* ia, const int64_t* ib, const T* coef, int64_t n,    \
-      int64_t r0, int64_t r1, int64_t R, T* out) {                                                                  \
-    for (int64_t r = r0; r < r1; r += kBlock)                                                                       \
-      block<T>(a, b, io, ia, ib, coef, n, r, std::min(kBlock, r1 - r), R, out);                                     \
+#define PYOPS_GAUNT_ROWS(NAME, T)                                                                                     \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void NAME(                          \
+      const T* x1, int64_t s10, int64_t s11, const T* x2, int64_t s20, int64_t s21, int L1, int L2, int lo,         \
+      const T* table, int64_t st, const T* w, int64_t K, int64_t r0, int64_t r1, Lane<T>* buf, T* out) {           \
+    constexpr int64_t C = 64 / sizeof(T);                                                                            \
+    for (int64_t r = r0; r < r1; r += C)                                                                             \
+      rows<T>(x1, s10, s11, x2, s20, s21, L1, L2, lo, table, st, w, K, r, std::min(C, r1 - r), buf, out);            \
   }
-PYOPS_GAUNT_COLUMNS(columns_f32, float)
-PYOPS_GAUNT_COLUMNS(columns_f64, double)
-#undef PYOPS_GAUNT_COLUMNS
+PYOPS_GAUNT_ROWS(rows_f32, float)
+PYOPS_GAUNT_ROWS(rows_f64, double)
+#undef PYOPS_GAUNT_ROWS
 
-Tensor azimuthal(const Tensor& a_, const Tensor& b_, const Tensor& io_, const Tensor& ia_, const Tensor& ib_,
-                 const Tensor& coef_, int64_t n_out) {
-  gaunt_args::check(a_, b_, io_, ia_, ib_, coef_, n_out);
-  const Tensor a = a_.contiguous(), b = b_.contiguous(), io = io_.contiguous(), ia = ia_.contiguous(),
-               ib = ib_.contiguous(), coef = coef_.contiguous();
-  const int64_t R = a.size(1), n = io.numel();
-  Tensor out = at::zeros({n_out, R}, a.options());
-  if (n == 0 || R == 0) return out;
-  const int64_t* pio = io.const_data_ptr<int64_t>();
-  const int64_t* pia = ia.const_data_ptr<int64_t>();
-  const int64_t* pib = ib.const_data_ptr<int64_t>();
-  // about 2^16 multiply-adds per task
-  const int64_t grain = std::max<int64_t>(1, (1 << 16) / (kBlock * n));
-  at::parallel_for(0, (R + kBlock - 1) / kBlock, grain, [&](int64_t c0, int64_t c1) {
-    const int64_t r0 = c0 * kBlock, r1 = std::min(R, c1 * kBlock);
-    if (a.scalar_type() == at::kFloat)
-      columns_f32(a.const_data_ptr<float>(), b.const_data_ptr<float>(), pio, pia, pib, coef.const_data_ptr<float>(), n,
-                  r0, r1, R, out.mutable_data_ptr<float>());
-    else
-      columns_f64(a.const_data_ptr<double>(), b.const_data_ptr<double>(), pio, pia, pib,
-                  coef.const_data_ptr<double>(), n, r0, r1, R, out.mutable_data_ptr<double>());
+template <typename T>
+void run(const Tensor& x1, const Tensor& x2, const Tensor& table, const Tensor& weights, int L1, int L2, int lo,
+         Tensor& out, void (*kernel)(const T*, int64_t, int64_t, const T*, int64_t, int64_t, int, int, int, const T*,
+                                     int64_t, const T*, int64_t, int64_t, int64_t, Lane<T>*, T*)) {
+  constexpr int64_t C = 64 / sizeof(T);
+  const int64_t N = x1.size(0), K = table.size(0);
+  const int64_t lanes = (L1 + 1) * (L1 + 1) + (L2 + 1) * (L2 + 1) + (lo + 1) * (lo + 1) + gaunt::scratch_size(L1, L2, lo);
+  const T *p1 = x1.const_data_ptr<T>(), *p2 = x2.const_data_ptr<T>(), *pt = table.const_data_ptr<T>(),
+          *pw = weights.const_data_ptr<T>();
+  T* po = out.mutable_data_ptr<T>();
+  // a block of C rows is ~K (L^2 + 4 L1 L2) C multiply-adds: worth a task of its own
+  at::parallel_for(0, (N + C - 1) / C, 1, [&](int64_t b0, int64_t b1) {
+    // aligned by hand: a template argument drops the vector type's alignment attribute
+    const std::unique_ptr<void, decltype(&std::free)> buf(std::aligned_alloc(64, lanes * 64), &std::free);
+    kernel(p1, x1.stride(0), x1.stride(1), p2, x2.stride(0), x2.stride(1), L1, L2, lo, pt, table.stride(0), pw, K,
+           b0 * C, std::min(N, b1 * C), static_cast<Lane<T>*>(buf.get()), po);
   });
+}
+
+Tensor grid_product(const Tensor& x1, const Tensor& x2, const Tensor& table_, const Tensor& weights_,
+                    int64_t lmax_out) {
+  const auto [l1, l2] = gaunt_args::check(x1, x2, table_, weights_, lmax_out);
+  const Tensor table = table_.contiguous(), weights = weights_.contiguous();
+  Tensor out = at::empty({x1.size(0), (lmax_out + 1) * (lmax_out + 1)}, x1.options());
+  if (x1.size(0) == 0) return out;
+  if (x1.scalar_type() == at::kFloat)
+    run<float>(x1, x2, table, weights, (int)l1, (int)l2, (int)lmax_out, out, rows_f32);
+  else
+    run<double>(x1, x2, table, weights, (int)l1, (int)l2, (int)lmax_out, out, rows_f64);
   return out;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(pyops, CPU, m) { m.impl("gaunt_azimuthal", &azimuthal); }
+TORCH_LIBRARY_IMPL(pyops, CPU, m) { m.impl("gaunt_grid_product", &grid_product); }
 
 }  // namespace pyops

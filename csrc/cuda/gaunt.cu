@@ -1,6 +1,8 @@
-// gaunt CUDA kernel: the azimuthal product of the grid route.  One thread per column r (coalesced
-// along r); every thread walks the same triple list (broadcast loads) with the shared
-// run-accumulating column loop of csrc/include/pyops/gaunt.h, so the CPU and GPU agree.
+// gaunt CUDA kernel: pyops::gaunt_grid_product.  One thread per (row, split s): it runs the
+// node-pair math of csrc/include/pyops/gaunt.h (the CPU kernel's code, one channel per thread)
+// over every S-th node pair into its own slice of the partial sums, so there are no write
+// conflicts and no atomics; the split gives small batches enough threads.  The table rows are
+// read by every thread of a warp at once (broadcast loads).
 #include "gaunt.cuh"
 #include "pyops/gaunt.h"
 
@@ -8,30 +10,38 @@ namespace pyops {
 namespace gaunt_cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 128;
+constexpr int kScratch = 4 * (2 * kMaxL + 2) + 4 * (2 * kMaxL + 1);
 
 template <typename T>
-__global__ void azimuthal_kernel(const T* a, const T* b, const int64_t* io, const int64_t* ia, const int64_t* ib,
-                                 const T* coef, int64_t n, int64_t R, T* out) {
-  for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < R; r += (int64_t)gridDim.x * blockDim.x)
-    gaunt::azimuthal_column(a, b, io, ia, ib, coef, n, r, R, out);
+__global__ void grid_product_kernel(const T* __restrict__ x1, int L1, const T* __restrict__ x2, int L2, int lo,
+                                    const T* __restrict__ table, int64_t st, const T* __restrict__ weights, int64_t K,
+                                    int64_t N, int64_t S, T* __restrict__ partial) {
+  const int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (t >= N * S) return;
+  const int64_t n = t % N, s = t / N;
+  const int64_t D1 = (L1 + 1) * (L1 + 1), D2 = (L2 + 1) * (L2 + 1), Do = (lo + 1) * (lo + 1);
+  T scratch[kScratch];
+  T* out = partial + (s * N + n) * Do;
+  for (int64_t k = s; k < K; k += S)
+    gaunt::node_pair(x1 + n * D1, L1, x2 + n * D2, L2, lo, table + k * st, weights[k], scratch, out);
 }
 
 }  // namespace
 
 template <typename T>
-void azimuthal(const T* a, const T* b, const int64_t* io, const int64_t* ia, const int64_t* ib, const T* coef,
-               int64_t n, int64_t R, T* out, cudaStream_t stream) {
-  if (n == 0 || R == 0) return;
-  const int64_t blocks = (R + kThreads - 1) / kThreads;
-  azimuthal_kernel<T><<<(int)(blocks < 65535 ? blocks : 65535), kThreads, 0, stream>>>(a, b, io, ia, ib, coef, n, R,
-                                                                                     out);
+void grid_product(const T* x1, int L1, const T* x2, int L2, int lo, const T* table, int64_t st, const T* weights,
+                  int64_t K, int64_t N, int64_t S, T* partial, cudaStream_t stream) {
+  if (N == 0 || K == 0) return;
+  const int64_t blocks = (N * S + kThreads - 1) / kThreads;
+  grid_product_kernel<T><<<(unsigned)blocks, kThreads, 0, stream>>>(x1, L1, x2, L2, lo, table, st, weights, K, N, S,
+                                                                    partial);
 }
 
-template void azimuthal<float>(const float*, const float*, const int64_t*, const int64_t*, const int64_t*,
-                               const float*, int64_t, int64_t, float*, cudaStream_t);
-template void azimuthal<double>(const double*, const double*, const int64_t*, const int64_t*, const int64_t*,
-                                const double*, int64_t, int64_t, double*, cudaStream_t);
+template void grid_product<float>(const float*, int, const float*, int, int, const float*, int64_t, const float*,
+                                  int64_t, int64_t, int64_t, float*, cudaStream_t);
+template void grid_product<double>(const double*, int, const double*, int, int, const double*, int64_t,
+                                   const double*, int64_t, int64_t, int64_t, double*, cudaStream_t);
 
 }  // namespace gaunt_cuda
 }  // namespace pyops

@@ -8,11 +8,15 @@
 namespace pyops {
 namespace gaunt_cuda {
 
-// out[io[t], r] += coef[t] * a[ia[t], r] * b[ib[t], r] for t < n, r < R; out zeroed by the caller,
-// rows R apart.  T is float or double.
+// The bounds of the per-thread scratch: input degrees up to kMaxL, output degree up to 2 kMaxL.
+constexpr int kMaxL = 32;
+
+// partial[s, n, :] = the contribution of node pairs k = s, s + S, s + 2S, ... to row n of the grid
+// product (x1 [N, (L1+1)^2] and x2 [N, (L2+1)^2] contiguous, table [K, st], weights [K]); partial
+// [S, N, (lo+1)^2] is zeroed by the caller, which sums it over s.  T is float or double.
 template <typename T>
-void azimuthal(const T* a, const T* b, const int64_t* io, const int64_t* ia, const int64_t* ib, const T* coef,
-               int64_t n, int64_t R, T* out, cudaStream_t stream);
+void grid_product(const T* x1, int L1, const T* x2, int L2, int lo, const T* table, int64_t st, const T* weights,
+                  int64_t K, int64_t N, int64_t S, T* partial, cudaStream_t stream);
 
 }  // namespace gaunt_cuda
 }  // namespace pyops

@@ -6,6 +6,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <algorithm>
+
 #include "../cpu/gaunt_args.h"
 #include "gaunt.cuh"
 
@@ -14,25 +16,31 @@ namespace {
 
 using at::Tensor;
 
-Tensor azimuthal(const Tensor& a_, const Tensor& b_, const Tensor& io_, const Tensor& ia_, const Tensor& ib_,
-                 const Tensor& coef_, int64_t n_out) {
-  gaunt_args::check(a_, b_, io_, ia_, ib_, coef_, n_out);
-  const c10::cuda::CUDAGuard guard(a_.device());
-  const Tensor a = a_.contiguous(), b = b_.contiguous(), io = io_.contiguous(), ia = ia_.contiguous(),
-               ib = ib_.contiguous(), coef = coef_.contiguous();
-  Tensor out = at::zeros({n_out, a.size(1)}, a.options());
-  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "gaunt_azimuthal", [&] {
-    gaunt_cuda::azimuthal<scalar_t>(a.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
-                                    io.const_data_ptr<int64_t>(), ia.const_data_ptr<int64_t>(),
-                                    ib.const_data_ptr<int64_t>(), coef.const_data_ptr<scalar_t>(), io.numel(),
-                                    a.size(1), out.mutable_data_ptr<scalar_t>(), c10::cuda::getCurrentCUDAStream());
+Tensor grid_product(const Tensor& x1_, const Tensor& x2_, const Tensor& table_, const Tensor& weights_,
+                    int64_t lmax_out) {
+  const auto [l1, l2] = gaunt_args::check(x1_, x2_, table_, weights_, lmax_out);
+  TORCH_CHECK(l1 <= gaunt_cuda::kMaxL && l2 <= gaunt_cuda::kMaxL && lmax_out <= 2 * gaunt_cuda::kMaxL,
+              "pyops.gaunt_grid_product: arguments 'x1', 'x2' and 'lmax_out' are limited to lmax ", gaunt_cuda::kMaxL,
+              " (output ", 2 * gaunt_cuda::kMaxL, ") on CUDA, got ", l1, ", ", l2, " and ", lmax_out);
+  const c10::cuda::CUDAGuard guard(x1_.device());
+  const Tensor x1 = x1_.contiguous(), x2 = x2_.contiguous(), table = table_.contiguous(),
+               weights = weights_.contiguous();
+  const int64_t N = x1.size(0), K = table.size(0);
+  // split the node pairs until there are ~64K threads (or one node pair each)
+  const int64_t S = std::max<int64_t>(1, std::min<int64_t>(K, (65536 + N - 1) / std::max<int64_t>(N, 1)));
+  Tensor partial = at::zeros({S, N, (lmax_out + 1) * (lmax_out + 1)}, x1.options());
+  AT_DISPATCH_FLOATING_TYPES(x1.scalar_type(), "gaunt_grid_product", [&] {
+    gaunt_cuda::grid_product<scalar_t>(x1.const_data_ptr<scalar_t>(), (int)l1, x2.const_data_ptr<scalar_t>(), (int)l2,
+                                       (int)lmax_out, table.const_data_ptr<scalar_t>(), table.size(1),
+                                       weights.const_data_ptr<scalar_t>(), K, N, S,
+                                       partial.mutable_data_ptr<scalar_t>(), c10::cuda::getCurrentCUDAStream());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return out;
+  return S == 1 ? partial[0] : partial.sum(0);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(pyops, CUDA, m) { m.impl("gaunt_azimuthal", &azimuthal); }
+TORCH_LIBRARY_IMPL(pyops, CUDA, m) { m.impl("gaunt_grid_product", &grid_product); }
 
 }  // namespace pyops

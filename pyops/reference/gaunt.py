@@ -159,48 +159,106 @@ def fourier(x1: torch.Tensor, x2: torch.Tensor, lmax_out: int) -> torch.Tensor:
     return torch.einsum("...uv,iuv->...i", prod, P).real
 
 
-# ------------------------------------------------------- the azimuthal product (pyops::gaunt_azimuthal)
-def azimuthal_rule(lmax1: int, lmax2: int, lmax_out: int) -> tuple:
-    """Triples (io, i1, i2, coef) with coef = int_0^2pi A_m1 A_m2 A_m3 d alpha != 0, io = m3 + lmax_out,
-    i1 = m1 + lmax1, i2 = m2 + lmax2, sorted by io; float64.  A uniform rule with more points than
-    the integrand's degree is exact; the nonzero values are >= pi / sqrt 2."""
-    n = lmax1 + lmax2 + lmax_out + 1
-    alpha = 2 * np.pi * np.arange(n) / n
-    a1, a2, a3 = (alpha_part(l, alpha) for l in (lmax1, lmax2, lmax_out))
-    c = np.einsum("aj,bj,cj->cab", a1, a2, a3) * (2 * np.pi / n)
-    io, i1, i2 = np.nonzero(np.abs(c) > 1e-6)  # row-major: sorted by the output row
-    return io, i1, i2, c[io, i1, i2]
+# ------------------------------------------------ the grid product (pyops::gaunt_grid_product)
+# At a node z the degree-lmax feature is f(alpha) = sum_m a_m A_m(alpha), a_m = sum_l x_lm p_l^|m|(z),
+# i.e. the real trig polynomial sum_{|mu| <= lmax} c_mu e^{i mu alpha} with c_0 = a_0,
+# c_mu = (a_mu - i a_-mu) / sqrt2 and c_-mu = conj c_mu.  A product's spectrum is the convolution
+# d_nu = sum_mu c1_mu c2_(nu - mu); projecting it onto A_m3 integrates to 2 pi d_0 (m3 = 0),
+# 2 sqrt2 pi Re d_nu (m3 = nu > 0) and -2 sqrt2 pi Im d_nu (m3 = -nu).  p_l^m(-z) = (-1)^(l+m) p_l^m(z),
+# so each table row serves the node pair +-z: the even-(l+m) and odd-(l+m) partial sums give both.
 
 
-def _check_index(t: torch.Tensor, name: str, n: int, bound: int) -> None:
-    if t.dtype != torch.int64 or t.dim() != 1 or t.numel() != n:
-        raise ValueError(f"pyops.gaunt_azimuthal: argument '{name}' must be a 1-D int64 tensor with one entry "
-                         f"per triple ({n})")
-    if n and (int(t.min()) < 0 or int(t.max()) >= bound):
-        raise ValueError(f"pyops.gaunt_azimuthal: argument '{name}' has entries outside [0, {bound})")
+def grid_nodes(degree: int) -> tuple:
+    """(z, w): the Gauss-Legendre nodes z >= 0 of the rule exact for polynomials of ``degree``
+    (ascending) and their weights, the node z = 0 (odd node counts) at half weight because every
+    node stands for the pair +-z."""
+    n = degree // 2 + 1
+    z, w = np.polynomial.legendre.leggauss(n)
+    z, w = z[n // 2:].copy(), w[n // 2:].copy()
+    if n % 2:
+        z[0], w[0] = 0.0, w[0] / 2
+    return z, w
 
 
-def check_azimuthal(a, b, io, ia, ib, coef, n_out) -> None:
-    """The argument checks of csrc/cpu/gaunt_args.h, for the reference and the Triton launcher."""
-    if a.dtype not in (torch.float32, torch.float64) or b.dtype != a.dtype or coef.dtype != a.dtype:
-        raise TypeError("pyops.gaunt_azimuthal: arguments 'a', 'b' and 'coef' must share a float32/float64 dtype")
-    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"pyops.gaunt_azimuthal: arguments 'a' and 'b' must be 2-D with equal row lengths, got "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
-    if n_out < 0:
-        raise ValueError(f"pyops.gaunt_azimuthal: argument 'n_out' must be >= 0, got {n_out}")
-    n = coef.numel()
-    _check_index(io, "io", n, n_out)
-    _check_index(ia, "ia", n, a.shape[0])
-    _check_index(ib, "ib", n, b.shape[0])
+def grid_table(lmax: int, z: np.ndarray) -> np.ndarray:
+    """T[k, i] = p_l^|m|(z_k) for e3nn position i = (l, m) (float64), the table of gaunt_grid_product."""
+    p = legendre(lmax, z)
+    return np.stack([p[l, abs(m)] for l in range(lmax + 1) for m in range(-l, l + 1)], -1)
 
 
-def azimuthal(a: torch.Tensor, b: torch.Tensor, io: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor,
-              coef: torch.Tensor, n_out: int) -> torch.Tensor:
-    """out[io[t], r] += coef[t] a[ia[t], r] b[ib[t], r] over all triples t (pyops::gaunt_azimuthal)."""
-    check_azimuthal(a, b, io, ia, ib, coef, n_out)
-    out = a.new_zeros(n_out, a.shape[1])
-    for s in range(0, io.numel(), 256):  # bounded temporaries
-        t = slice(s, s + 256)
-        out.index_add_(0, io[t], coef[t, None] * a[ia[t]] * b[ib[t]])
-    return out
+def _positions(lmax: int) -> tuple:
+    l = torch.tensor([l for l in range(lmax + 1) for m in range(-l, l + 1)])
+    m = torch.tensor([m for l in range(lmax + 1) for m in range(-l, l + 1)])
+    return l, m
+
+
+def check_grid_product(x1, x2, table, weights, lmax_out) -> tuple:
+    """The argument checks of csrc/cpu/gaunt_args.h, for the reference and the Triton launcher;
+    returns (lmax1, lmax2)."""
+    op = "pyops.gaunt_grid_product"
+    if x1.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{op}: argument 'x1' must be float32 or float64, got {x1.dtype}")
+    for name, t in (("x2", x2), ("table", table), ("weights", weights)):
+        if t.dtype != x1.dtype:
+            raise TypeError(f"{op}: argument '{name}' must have the dtype of 'x1' ({x1.dtype}), got {t.dtype}")
+        if t.device != x1.device:
+            raise ValueError(f"{op}: argument '{name}' must be on the device of 'x1' ({x1.device}), got {t.device}")
+    lmax = []
+    for name, t in (("x1", x1), ("x2", x2)):
+        r = math.isqrt(t.shape[-1]) if t.dim() == 2 else 0
+        if t.dim() != 2 or r * r != t.shape[1] or r == 0:
+            raise ValueError(f"{op}: argument '{name}' must be [N, (lmax + 1)^2], got {tuple(t.shape)}")
+        lmax.append(r - 1)
+    if x2.shape[0] != x1.shape[0]:
+        raise ValueError(f"{op}: argument 'x2' must have the rows of 'x1' ({x1.shape[0]}), got {x2.shape[0]}")
+    if lmax_out < 0:
+        raise ValueError(f"{op}: argument 'lmax_out' must be >= 0, got {lmax_out}")
+    need = (max(lmax[0], lmax[1], lmax_out) + 1) ** 2
+    if table.dim() != 2 or table.shape[1] < need:
+        raise ValueError(f"{op}: argument 'table' must be [nodes, >= {need}], got {tuple(table.shape)}")
+    if weights.dim() != 1 or weights.shape[0] != table.shape[0]:
+        raise ValueError(f"{op}: argument 'weights' must be [nodes] = [{table.shape[0]}], got {tuple(weights.shape)}")
+    return lmax[0], lmax[1]
+
+
+def _spectra(x: torch.Tensor, table: torch.Tensor) -> tuple:
+    """c(+z), c(-z) [N, nodes, 2 lmax + 1] complex, index mu + lmax."""
+    lmax = math.isqrt(x.shape[-1]) - 1
+    l, m = _positions(lmax)
+    t = x[:, None, :] * table[None, :, : x.shape[-1]]  # [N, nodes, D]
+    odd = ((l + m.abs()) % 2 == 1).to(x.device)
+    s = torch.tensor([1 if v == 0 else (-1j if v < 0 else 1) * math.sqrt(0.5) for v in m.tolist()], dtype=torch.complex128)
+    S = torch.zeros(x.shape[-1], lmax + 1, dtype=torch.complex128)
+    S[torch.arange(x.shape[-1]), m.abs()] = s
+    S = S.to(device=x.device, dtype=torch.complex64 if x.dtype == torch.float32 else torch.complex128)
+    even_part, odd_part = (torch.where(odd, 0, t) + 0j) @ S, (torch.where(odd, t, 0) + 0j) @ S
+    full = lambda c: torch.cat([c[..., 1:].conj().flip(-1), c], -1)  # noqa: E731  c_-mu = conj c_mu
+    return full(even_part + odd_part), full(even_part - odd_part)
+
+
+def grid_product(x1: torch.Tensor, x2: torch.Tensor, table: torch.Tensor, weights: torch.Tensor,
+                 lmax_out: int) -> torch.Tensor:
+    """out[n, i] = sum_k weights[k] sum_(z = +-z_k) table[k, i] * (x1 x2 at z projected on A_m3),
+    i = (l3, m3) up to lmax_out: the Gaunt product by quadrature over the nodes of ``table``
+    (exact when the rule is exact for degree lmax1 + lmax2 + lmax_out).  pyops::gaunt_grid_product."""
+    l1, l2 = check_grid_product(x1, x2, table, weights, lmax_out)
+    n, d_out = x1.shape[0], (lmax_out + 1) ** 2
+    if n == 0:
+        return x1.new_zeros(0, d_out)
+    d = []
+    for c1, c2 in zip(_spectra(x1, table), _spectra(x2, table)):
+        acc = c1.new_zeros(n, table.shape[0], max(lmax_out + 1, l1 + l2 + 1))
+        for j in range(2 * l1 + 1):  # d_nu for nu = mu1 + mu2 >= 0
+            mu1 = j - l1
+            lo_, hi = max(0, mu1 - l2), mu1 + l2 + 1  # nu range with mu2 = nu - mu1 in [-l2, l2]
+            if hi > lo_:
+                acc[..., lo_:hi] += c1[..., j, None] * c2[..., lo_ - mu1 + l2: hi - mu1 + l2]
+        d.append(acc[..., : lmax_out + 1])
+    l, m = _positions(lmax_out)
+    g = torch.tensor([2 * math.pi if v == 0 else (1j if v < 0 else 1) * 2 * math.sqrt(2) * math.pi for v in m.tolist()],
+                     dtype=torch.complex128)
+    g = g.to(device=x1.device, dtype=d[0].dtype)
+    odd = ((l + m.abs()) % 2 == 1).to(x1.device)
+    dp, dm = d[0][..., m.abs()], d[1][..., m.abs()]  # [N, nodes, d_out]
+    h = (torch.where(odd, dp - dm, dp + dm) * g).real
+    return torch.einsum("nki,ki,k->ni", h, table[:, :d_out], weights)
