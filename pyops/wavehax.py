@@ -218,8 +218,10 @@ class WavehaxGenerator(ref.WavehaxGenerator):
 
     @torch.inference_mode()
     def synthesize(self, cond: Tensor, f0: Tensor, chunk_frames: int = 500, generator=None) -> Tensor:
-        """Long-form inference in chunks (with utterance-wide norm, chunking changes the statistics:
-        use ``framewise_norm=True`` models for chunk-exact streaming)."""
+        """Long-form inference in bounded memory: ``forward`` on each chunk of ``chunk_frames`` frames
+        in turn, concatenated.  Not the same as one ``forward`` over everything: chunk edges see the
+        convolutions' padding rather than the neighbouring frames (and with utterance-wide norm each
+        chunk has its own statistics); the noise is drawn on from ``generator`` chunk by chunk."""
         outs = [self(cond[..., i:i + chunk_frames], f0[..., i:i + chunk_frames], generator)
                 for i in range(0, cond.shape[-1], chunk_frames)]
         return torch.cat(outs, dim=-1)

@@ -112,12 +112,21 @@ def test_block_gradcheck_and_training_lowers_stft_loss():
     assert losses[-1] < 0.8 * losses[0], losses
 
 
-def test_synthesize_in_chunks_framewise_is_exact():
+def test_synthesize_is_forward_per_chunk():
+    """One chunk is exactly forward; more chunks are forward of each chunk in turn (the same generator
+    drawing on), not of the whole: chunk edges see the convolutions' padding, not their neighbours."""
     torch.manual_seed(0)
     model = wavehax.WavehaxGenerator(channels=8, num_blocks=2, framewise_norm=True).eval()
-    mel, f0 = torch.randn(1, 100, 30), torch.zeros(1, 1, 30)  # unvoiced: the prior is the seeded noise
-    whole = model.synthesize(mel, f0, chunk_frames=30, generator=torch.Generator().manual_seed(0))
-    assert whole.shape == (1, 1, 30 * HOP)
+    mel, f0 = torch.randn(1, 100, 30), torch.full((1, 1, 30), 150.0)
+    seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    with torch.no_grad():
+        whole = model.synthesize(mel, f0, chunk_frames=30, generator=seeded())
+        assert whole.shape == (1, 1, 30 * HOP)
+        assert torch.equal(whole, model(mel, f0, seeded()))
+        g = seeded()
+        parts = torch.cat([model(mel[..., i:i + 10], f0[..., i:i + 10], g) for i in (0, 10, 20)], -1)
+        chunked = model.synthesize(mel, f0, chunk_frames=10, generator=seeded())
+        assert torch.equal(chunked, parts) and not torch.equal(chunked, whole)
 
 
 def test_bad_inputs_name_the_argument():
