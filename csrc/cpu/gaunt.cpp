@@ -53,22 +53,22 @@ inline __attribute__((always_inline)) void rows(const T* x1, int64_t s10, int64_
     for (int i = 0; i < Do; ++i) out[(r0 + c) * Do + i] = acc[i][c];
 }
 
-#define PYOPS_GAUNT_ROWS(NAME, T)                                                                                     \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void NAME(                          \
+// rows [r0, r1), one clone per ISA; an overload per dtype
+#define PYOPS_GAUNT_ROWS(T)                                                                                           \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void row_range(                     \
       const T* x1, int64_t s10, int64_t s11, const T* x2, int64_t s20, int64_t s21, int L1, int L2, int lo,         \
       const T* table, int64_t st, const T* w, int64_t K, int64_t r0, int64_t r1, Lane<T>* buf, T* out) {           \
     constexpr int64_t C = 64 / sizeof(T);                                                                            \
     for (int64_t r = r0; r < r1; r += C)                                                                             \
       rows<T>(x1, s10, s11, x2, s20, s21, L1, L2, lo, table, st, w, K, r, std::min(C, r1 - r), buf, out);            \
   }
-PYOPS_GAUNT_ROWS(rows_f32, float)
-PYOPS_GAUNT_ROWS(rows_f64, double)
+PYOPS_GAUNT_ROWS(float)
+PYOPS_GAUNT_ROWS(double)
 #undef PYOPS_GAUNT_ROWS
 
 template <typename T>
 void run(const Tensor& x1, const Tensor& x2, const Tensor& table, const Tensor& weights, int L1, int L2, int lo,
-         Tensor& out, void (*kernel)(const T*, int64_t, int64_t, const T*, int64_t, int64_t, int, int, int, const T*,
-                                     int64_t, const T*, int64_t, int64_t, int64_t, Lane<T>*, T*)) {
+         Tensor& out) {
   constexpr int64_t C = 64 / sizeof(T);
   const int64_t N = x1.size(0), K = table.size(0);
   const int64_t lanes = (L1 + 1) * (L1 + 1) + (L2 + 1) * (L2 + 1) + (lo + 1) * (lo + 1) + gaunt::scratch_size(L1, L2, lo);
@@ -79,7 +79,7 @@ void run(const Tensor& x1, const Tensor& x2, const Tensor& table, const Tensor& 
   at::parallel_for(0, (N + C - 1) / C, 1, [&](int64_t b0, int64_t b1) {
     // aligned by hand: a template argument drops the vector type's alignment attribute
     const std::unique_ptr<void, decltype(&std::free)> buf(std::aligned_alloc(64, lanes * 64), &std::free);
-    kernel(p1, x1.stride(0), x1.stride(1), p2, x2.stride(0), x2.stride(1), L1, L2, lo, pt, table.stride(0), pw, K,
+    row_range(p1, x1.stride(0), x1.stride(1), p2, x2.stride(0), x2.stride(1), L1, L2, lo, pt, table.stride(0), pw, K,
            b0 * C, std::min(N, b1 * C), static_cast<Lane<T>*>(buf.get()), po);
   });
 }
@@ -91,9 +91,9 @@ Tensor grid_product(const Tensor& x1, const Tensor& x2, const Tensor& table_, co
   Tensor out = at::empty({x1.size(0), (lmax_out + 1) * (lmax_out + 1)}, x1.options());
   if (x1.size(0) == 0) return out;
   if (x1.scalar_type() == at::kFloat)
-    run<float>(x1, x2, table, weights, (int)l1, (int)l2, (int)lmax_out, out, rows_f32);
+    run<float>(x1, x2, table, weights, (int)l1, (int)l2, (int)lmax_out, out);
   else
-    run<double>(x1, x2, table, weights, (int)l1, (int)l2, (int)lmax_out, out, rows_f64);
+    run<double>(x1, x2, table, weights, (int)l1, (int)l2, (int)lmax_out, out);
   return out;
 }
 
