@@ -1,6 +1,8 @@
 # `make test` and `make bench` set everything up from nothing on a fresh clone.
 # make test = ctest (csrc/include unit tests + nvcc compile check of csrc/cuda) +
-#             CUDA binding syntax check + pytest (Triton in its interpreter without a GPU).
+#             CUDA binding syntax check + cuda-emu (csrc/cuda run on the CPU under ASan+UBSan) +
+#             triton-aot (every Triton kernel compiled for sm_80/sm_90) +
+#             pytest (Triton in its interpreter without a GPU).
 # A torch that python3 can already import (e.g. a CUDA build on a GPU box) is
 # reused through --system-site-packages; otherwise the CPU wheel 2.13.0 is installed.
 VENV   ?= .venv
@@ -9,7 +11,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 SRCS   := $(wildcard csrc/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/include/pyops/*.h) setup.py
 export MAX_JOBS ?= 2
 
-.PHONY: test bench bench-quick ctest cuda-bindings pytest clean
+.PHONY: test bench bench-quick ctest cuda-bindings cuda-emu cuda-emu-tsan triton-aot gpu-check pytest clean
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
@@ -35,10 +37,33 @@ ctest:
 cuda-bindings: $(VENV)/.deps
 	$(PY) scripts/check_cuda_bindings.py
 
-pytest: $(VENV)/.built
-	$(PY) -m pytest -q tests
+# csrc/cuda executed on the CPU (tests/cuda_emu): AddressSanitizer + UBSan, so the ASan
+# runtime is preloaded into python
+cuda-emu: $(VENV)/.built
+	$(PY) tests/cuda_emu/build.py asan >/dev/null
+	LD_PRELOAD=$$(g++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 PYOPS_EMU_VARIANT=asan \
+	  $(PY) -m pytest -q tests/cuda_emu
 
-test: ctest cuda-bindings pytest
+# the kernels with barriers, their threads as OS threads under ThreadSanitizer (slow: not in `make test`)
+cuda-emu-tsan: $(VENV)/.built
+	$(PY) tests/cuda_emu/build.py tsan >/dev/null
+	LD_PRELOAD=$$(g++ -print-file-name=libtsan.so) TSAN_OPTIONS=halt_on_error=1 PYOPS_EMU_THREADS=1 \
+	  PYOPS_EMU_VARIANT=tsan OMP_NUM_THREADS=1 $(PY) -m pytest -q tests/cuda_emu/test_cuda_emu.py \
+	  -k "bmm_bit_exact or intops_softmax or intops_layernorm or shiftgelu or wavehax_block"
+
+# every Triton kernel and launch configuration compiled for sm_80 and sm_90 (no GPU needed):
+# fails on a compile error, a register spill or too much shared memory
+triton-aot: $(VENV)/.deps
+	$(PY) scripts/triton_aot.py
+
+# the one command for a machine with a CUDA GPU (see scripts/gpu_check.sh)
+gpu-check:
+	bash scripts/gpu_check.sh
+
+pytest: $(VENV)/.built
+	$(PY) -m pytest -q tests --ignore=tests/cuda_emu
+
+test: ctest cuda-bindings cuda-emu triton-aot pytest
 
 bench: $(VENV)/.built
 	$(PY) -m benchmarks

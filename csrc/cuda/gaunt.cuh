@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace pyops {
@@ -10,6 +11,12 @@ namespace gaunt_cuda {
 
 // The bounds of the per-thread scratch: input degrees up to kMaxL, output degree up to 2 kMaxL.
 constexpr int kMaxL = 32;
+
+// The number of node-pair splits S: split until there are ~64K threads (or one node pair each),
+// so that small batches still fill the GPU.
+inline int64_t node_pair_splits(int64_t N, int64_t K) {
+  return std::max<int64_t>(1, std::min<int64_t>(K, (65536 + N - 1) / std::max<int64_t>(N, 1)));
+}
 
 // partial[s, n, :] = the contribution of node pairs k = s, s + S, s + 2S, ... to row n of the grid
 // product (x1 [N, (L1+1)^2] and x2 [N, (L2+1)^2] contiguous, table [K, st], weights [K]); partial

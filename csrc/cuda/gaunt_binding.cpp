@@ -6,8 +6,6 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include <algorithm>
-
 #include "../cpu/gaunt_args.h"
 #include "gaunt.cuh"
 
@@ -26,8 +24,7 @@ Tensor grid_product(const Tensor& x1_, const Tensor& x2_, const Tensor& table_, 
   const Tensor x1 = x1_.contiguous(), x2 = x2_.contiguous(), table = table_.contiguous(),
                weights = weights_.contiguous();
   const int64_t N = x1.size(0), K = table.size(0);
-  // split the node pairs until there are ~64K threads (or one node pair each)
-  const int64_t S = std::max<int64_t>(1, std::min<int64_t>(K, (65536 + N - 1) / std::max<int64_t>(N, 1)));
+  const int64_t S = gaunt_cuda::node_pair_splits(N, K);
   Tensor partial = at::zeros({S, N, (lmax_out + 1) * (lmax_out + 1)}, x1.options());
   AT_DISPATCH_FLOATING_TYPES(x1.scalar_type(), "gaunt_grid_product", [&] {
     gaunt_cuda::grid_product<scalar_t>(x1.const_data_ptr<scalar_t>(), (int)l1, x2.const_data_ptr<scalar_t>(), (int)l2,

@@ -34,47 +34,54 @@ __global__ void unary_kernel(Unary op, const T* x, T* out, int64_t n) {
     out[i] = op == Unary::kExp2 ? pam::exp2<T>(x[i]) : pam::log2<T>(x[i]);
 }
 
-// 64x64 output tile per block, 16-deep k slices staged in shared memory, each
-// of the 256 threads accumulating a 4x4 patch in registers.
+// 64x64 output tiles, 16-deep k slices staged in shared memory, each of the 256
+// threads accumulating a 4x4 patch in registers. Every (batch, row tile, column
+// tile) is one index on grid.x, walked grid-stride: grid.y/z (65535 at most)
+// would cap the batch and M.
 constexpr int kTile = 64, kDepth = 16, kPer = 4;
+constexpr int64_t kMaxBlocks = int64_t(1) << 30;
 
 template <typename T>
-__global__ void bmm_kernel(const T* a, const T* b, T* c, int64_t M, int64_t K, int64_t N,
+__global__ void bmm_kernel(const T* a, const T* b, T* c, int64_t batch, int64_t M, int64_t K, int64_t N,
                            typename pam::Layout<T>::U bias) {
   __shared__ T as[kDepth][kTile + 1];
   __shared__ T bs[kDepth][kTile];
-  const int64_t s = blockIdx.z;
-  a += s * M * K;
-  b += s * K * N;
-  c += s * M * N;
-  const int64_t row0 = (int64_t)blockIdx.y * kTile, col0 = (int64_t)blockIdx.x * kTile;
+  const int64_t col_tiles = (N + kTile - 1) / kTile, row_tiles = (M + kTile - 1) / kTile;
   const int tr = threadIdx.x / (kTile / kPer), tc = threadIdx.x % (kTile / kPer);
-  T acc[kPer][kPer] = {};
-  for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
-    for (int idx = threadIdx.x; idx < kDepth * kTile; idx += blockDim.x) {
-      const int kk = idx % kDepth, r = idx / kDepth;  // a tile: consecutive threads walk k
-      const int64_t gi = row0 + r, gk = k0 + kk;
-      as[kk][r] = (gi < M && gk < K) ? a[gi * K + gk] : T(0);
-      const int cc = idx % kTile, kb = idx / kTile;  // b tile: consecutive threads walk n
-      const int64_t gk2 = k0 + kb, gj = col0 + cc;
-      bs[kb][cc] = (gk2 < K && gj < N) ? b[gk2 * N + gj] : T(0);
+  for (int64_t tile = blockIdx.x; tile < batch * row_tiles * col_tiles; tile += gridDim.x) {
+    const int64_t s = tile / (row_tiles * col_tiles);
+    const int64_t row0 = tile / col_tiles % row_tiles * kTile, col0 = tile % col_tiles * kTile;
+    const T* as_src = a + s * M * K;
+    const T* bs_src = b + s * K * N;
+    T acc[kPer][kPer] = {};
+    for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
+      for (int idx = threadIdx.x; idx < kDepth * kTile; idx += blockDim.x) {
+        const int kk = idx % kDepth, r = idx / kDepth;  // a tile: consecutive threads walk k
+        const int64_t gi = row0 + r, gk = k0 + kk;
+        as[kk][r] = (gi < M && gk < K) ? as_src[gi * K + gk] : T(0);
+        const int cc = idx % kTile, kb = idx / kTile;  // b tile: consecutive threads walk n
+        const int64_t gk2 = k0 + kb, gj = col0 + cc;
+        bs[kb][cc] = (gk2 < K && gj < N) ? bs_src[gk2 * N + gj] : T(0);
+      }
+      __syncthreads();
+      const int depth = (int)(K - k0 < kDepth ? K - k0 : kDepth);
+      for (int kk = 0; kk < depth; ++kk)
+#pragma unroll
+        for (int i = 0; i < kPer; ++i)
+#pragma unroll
+          for (int j = 0; j < kPer; ++j)
+            acc[i][j] += pam::mul<T>(as[kk][tr * kPer + i], bs[kk][tc * kPer + j], bias);
+      __syncthreads();
     }
-    __syncthreads();
-    const int depth = (int)(K - k0 < kDepth ? K - k0 : kDepth);
-    for (int kk = 0; kk < depth; ++kk)
+    T* c_dst = c + s * M * N;
 #pragma unroll
-      for (int i = 0; i < kPer; ++i)
+    for (int i = 0; i < kPer; ++i)
 #pragma unroll
-        for (int j = 0; j < kPer; ++j) acc[i][j] += pam::mul<T>(as[kk][tr * kPer + i], bs[kk][tc * kPer + j], bias);
-    __syncthreads();
+      for (int j = 0; j < kPer; ++j) {
+        const int64_t gi = row0 + tr * kPer + i, gj = col0 + tc * kPer + j;
+        if (gi < M && gj < N) c_dst[gi * N + gj] = acc[i][j];
+      }
   }
-#pragma unroll
-  for (int i = 0; i < kPer; ++i)
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      const int64_t gi = row0 + tr * kPer + i, gj = col0 + tc * kPer + j;
-      if (gi < M && gj < N) c[gi * N + gj] = acc[i][j];
-    }
 }
 
 template <typename T>
@@ -123,8 +130,9 @@ template <typename T>
 void bmm(const T* a, const T* b, T* c, int64_t batch, int64_t M, int64_t K, int64_t N, T offset,
          cudaStream_t stream) {
   if (batch == 0 || M == 0 || N == 0) return;
-  const dim3 grid((unsigned)((N + kTile - 1) / kTile), (unsigned)((M + kTile - 1) / kTile), (unsigned)batch);
-  bmm_kernel<T><<<grid, (kTile / kPer) * (kTile / kPer), 0, stream>>>(a, b, c, M, K, N, pam::bias<T>(offset));
+  const int64_t tiles = batch * ((M + kTile - 1) / kTile) * ((N + kTile - 1) / kTile);
+  const unsigned blocks = (unsigned)(tiles < kMaxBlocks ? tiles : kMaxBlocks);
+  bmm_kernel<T><<<blocks, (kTile / kPer) * (kTile / kPer), 0, stream>>>(a, b, c, batch, M, K, N, pam::bias<T>(offset));
 }
 
 template <typename T>

@@ -1,8 +1,9 @@
 // wavehax CUDA kernels.  Block: (1) depthwise KxK reflect conv, one thread per output element;
 // (2) norm statistics, one thread block per group (utterance or frame) reducing in double;
 // (3) normalise -> PW1 -> GELU -> PW2 -> layer scale -> residual, one thread per position, its
-// normalised input and output accumulators in shared memory ([C][threads]: no bank conflicts),
-// hidden units produced one at a time so the 2C hidden never leaves the thread.
+// normalised input and output accumulators in shared memory ([C][threads]: no bank conflicts)
+// while 32 threads' worth fit in 48 KiB (C <= 192 in float), else in place in h and out (global
+// memory, any C); hidden units produced one at a time so the 2C hidden never leaves the thread.
 // Prior: one thread per sample, the math of csrc/include/pyops/wavehax.h.
 #include "pyops/wavehax.h"
 #include "wavehax.cuh"
@@ -64,30 +65,33 @@ __global__ void stats_kernel(const T* h, double* stats, int64_t F, int64_t Tn, i
 }
 
 template <typename T>
-__global__ void pointwise_kernel(const T* h, const T* x, const double* stats, const T* gamma, const T* beta,
-                                 const T* w1t, const T* b1, const T* w2t, const T* b2, double eps, bool framewise,
-                                 int64_t F, int64_t Tn, int64_t C, int64_t H, int64_t n_pos, T* out) {
+__global__ void pointwise_kernel(T* h, const T* x, const double* stats, const T* gamma, const T* beta, const T* w1t,
+                                 const T* b1, const T* w2t, const T* b2, double eps, bool framewise, int64_t F,
+                                 int64_t Tn, int64_t C, int64_t H, int64_t n_pos, bool in_shared, T* out) {
   extern __shared__ unsigned char smem[];
-  T* s_a = (T*)smem;                       // [C][blockDim.x] normalised input
-  T* s_o = s_a + C * (int64_t)blockDim.x;  // [C][blockDim.x] output accumulators
   const int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (p >= n_pos) return;  // no barrier below: each thread owns its shared-memory column
-  const int64_t nt = blockDim.x, tid = threadIdx.x, b = p / (F * Tn);
+  if (p >= n_pos) return;  // no barrier below: each thread owns its scratch column
+  // this position's normalised input s_a[c * st] and output accumulators s_o[c * st]
+  const int64_t st = in_shared ? blockDim.x : 1;
+  T* s_a = in_shared ? (T*)smem + threadIdx.x : h + p * C;
+  T* s_o = in_shared ? (T*)smem + C * (int64_t)blockDim.x + threadIdx.x : out + p * C;
+  const int64_t b = p / (F * Tn);
   const int64_t g = framewise ? b * Tn + p % Tn : b;
   const double count = (double)(framewise ? F * C : F * Tn * C);
   const double mean = stats[2 * g] / count, var = fmax(stats[2 * g + 1] / count - mean * mean, 0.0);
   const T rstd = (T)(1.0 / sqrt(var + eps)), m = (T)mean;
   for (int64_t c = 0; c < C; ++c) {
-    s_a[c * nt + tid] = (h[p * C + c] - m) * rstd * gamma[c] + beta[c];
-    s_o[c * nt + tid] = x[p * C + c] + b2[c];
+    s_a[c * st] = (h[p * C + c] - m) * rstd * gamma[c] + beta[c];
+    s_o[c * st] = x[p * C + c] + b2[c];
   }
   for (int64_t j = 0; j < H; ++j) {
     T u = b1[j];
-    for (int64_t c = 0; c < C; ++c) u += s_a[c * nt + tid] * w1t[c * H + j];
+    for (int64_t c = 0; c < C; ++c) u += s_a[c * st] * w1t[c * H + j];
     u = wh::gelu(u);
-    for (int64_t c = 0; c < C; ++c) s_o[c * nt + tid] += u * w2t[j * C + c];
+    for (int64_t c = 0; c < C; ++c) s_o[c * st] += u * w2t[j * C + c];
   }
-  for (int64_t c = 0; c < C; ++c) out[p * C + c] = s_o[c * nt + tid];
+  if (in_shared)
+    for (int64_t c = 0; c < C; ++c) out[p * C + c] = s_o[c * st];
 }
 
 __global__ void prior_kernel(const float* f0, const float* noise, const double* start, float* out, int64_t n,
@@ -117,13 +121,15 @@ void convnext2d_block(const T* x, const T* dw, const T* gamma, const T* beta, co
   dw_kernel<T><<<blocks_for(n_pos * C, kThreads), kThreads, 0, stream>>>(x, dw, h, B, F, Tn, C, K);
   const int64_t groups = framewise ? B * Tn : B;
   stats_kernel<T><<<(unsigned)groups, kStatThreads, 0, stream>>>(h, stats, F, Tn, C, framewise);
-  // threads per block: as many as 2 C values each fit in 48 KiB of shared memory (a multiple of 32, <= 128)
+  // threads per block: as many as 2 C values each fit in 48 KiB of shared memory (a multiple of
+  // 32, <= 128); below 32 such threads, 128 threads with their scratch in global memory
   int64_t threads = kSharedBytes / (2 * C * (int64_t)sizeof(T));
-  threads = threads >= 128 ? 128 : (threads >= 32 ? threads / 32 * 32 : (threads > 0 ? threads : 1));
-  const size_t shared = 2 * C * threads * sizeof(T);
+  const bool in_shared = threads >= 32;
+  threads = threads >= 128 || !in_shared ? 128 : threads / 32 * 32;
+  const size_t shared = in_shared ? 2 * C * threads * sizeof(T) : 0;
   const int64_t blocks = (n_pos + threads - 1) / threads;
   pointwise_kernel<T><<<(unsigned)blocks, (unsigned)threads, shared, stream>>>(
-      h, x, stats, gamma, beta, w1t, b1, w2t, b2, eps, framewise, F, Tn, C, H, n_pos, out);
+      h, x, stats, gamma, beta, w1t, b1, w2t, b2, eps, framewise, F, Tn, C, H, n_pos, in_shared, out);
 }
 
 template void convnext2d_block<float>(const float*, const float*, const float*, const float*, const float*,
