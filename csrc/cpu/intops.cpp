@@ -201,24 +201,27 @@ Tensor layernorm(const Tensor& x_, const Tensor& bias_, int64_t shift, c10::stri
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_layernorm", [&] {
     for_rows<scalar_t, int32_t>(x, out, [&](const scalar_t* in, int32_t* o, int64_t len) {
-      int64_t sum = 0;  // |x| < 2^31 and len < 2^31: no overflow
-      for (int64_t i = 0; i < len; ++i) sum += in[i];
-      const int64_t mean = io::round_div(sum, len);
-      // (x - mean) >> shift must stay below 2^31 / sqrt(len) so var < 2^63: true for
-      // 8/16-bit inputs; int32 accumulators need the shift I-BERT derives (the module does).
-      int64_t var = 0;
+      int64_t sum = 0, lo = INT64_MAX, hi = INT64_MIN;  // |x| < 2^31 and len < 2^31: no overflow
       for (int64_t i = 0; i < len; ++i) {
-        const int64_t y = (in[i] - mean) >> shift;
+        sum += in[i];
+        lo = in[i] < lo ? in[i] : lo;
+        hi = in[i] > hi ? in[i] : hi;
+      }
+      const int64_t mean = io::round_div(sum, len);
+      const int s = io::layernorm_shift(hi - mean > mean - lo ? hi - mean : mean - lo, len, (int)shift);
+      int64_t var = 0;  // < 2^63 by the choice of s
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t y = (in[i] - mean) >> s;
         var += y * y;
       }
       int64_t factor;
       if (exact) {
-        const int64_t std = io::isqrt(var) << shift;
+        const int64_t std = io::isqrt(var) << s;
         factor = std > 0 ? (int64_t(1) << 31) / std : 0;  // constant row: output = bias
       } else {
-        factor = int64_t(2147483647) / (io::newton_sqrt(var) << shift);
+        factor = int64_t(2147483647) / (io::newton_sqrt(var) << s);
       }
-      // |x - mean| <= std + 2^shift, so (x - mean) factor stays near 2^31.
+      // |x - mean| <= std + 2^s, so (x - mean) factor stays near 2^31.
       for (int64_t i = 0; i < len; ++i) o[i] = (int32_t)((((in[i] - mean) * factor) >> 1) + pbias[i]);
     });
   });

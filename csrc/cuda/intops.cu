@@ -71,21 +71,28 @@ template <typename In>
 __global__ void layernorm_kernel(const In* x, const int64_t* bias, int32_t* out, int64_t n, int shift, bool exact) {
   x += blockIdx.x * n;
   out += blockIdx.x * n;
-  int64_t part = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) part += x[i];
+  int64_t part = 0, lo = INT64_MAX, hi = INT64_MIN;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    part += x[i];
+    lo = x[i] < lo ? (int64_t)x[i] : lo;
+    hi = x[i] > hi ? (int64_t)x[i] : hi;
+  }
   const int64_t mean = io::round_div(block_reduce<Reduce::kSum>(part), n);
+  hi = block_reduce<Reduce::kMax>(hi);
+  lo = -block_reduce<Reduce::kMax>(-lo);
+  const int s = io::layernorm_shift(hi - mean > mean - lo ? hi - mean : mean - lo, n, shift);
   part = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const int64_t y = (x[i] - mean) >> shift;
+    const int64_t y = (x[i] - mean) >> s;
     part += y * y;
   }
   const int64_t var = block_reduce<Reduce::kSum>(part);
   int64_t factor;
   if (exact) {
-    const int64_t std = io::isqrt(var) << shift;
+    const int64_t std = io::isqrt(var) << s;
     factor = std > 0 ? (int64_t(1) << 31) / std : 0;
   } else {
-    factor = int64_t(2147483647) / (io::newton_sqrt(var) << shift);
+    factor = int64_t(2147483647) / (io::newton_sqrt(var) << s);
   }
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
     out[i] = (int32_t)((((x[i] - mean) * factor) >> 1) + bias[i]);

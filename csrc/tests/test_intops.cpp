@@ -1,5 +1,7 @@
 // Torch-free unit tests of csrc/include/pyops/intops.h (run by ctest).
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 #include <cstdio>
 
 #include "pyops/intops.h"
@@ -48,6 +50,23 @@ int main() {
   }
   // Newton converges to floor sqrt for moderate values (I-ViT's range)
   EXPECT_EQ(io::newton_sqrt(1LL << 30), 1LL << 15);
+  // LayerNorm's shift: kept while len * (maxdev >> s)^2 fits in int64, raised just enough otherwise
+  EXPECT_EQ(io::layernorm_shift(30000, 768, 0), 0);
+  EXPECT_EQ(io::layernorm_shift(30000, 768, 5), 5);
+  for (long long len : {1LL, 3LL, 8LL, 768LL, 1LL << 20}) {
+    for (long long dev : {0LL, 1LL << 20, (1LL << 31) + 12345, (1LL << 32) - 1}) {
+      const int s = io::layernorm_shift(dev, len, 0);
+      const long long y = dev >> s;
+      if (y > 0 && y > INT64_MAX / len / y) {
+        std::printf("layernorm_shift(%lld, %lld) = %d overflows\n", dev, len, s);
+        ++failures;
+      }
+      if (s > 0 && (dev >> (s - 1)) <= INT64_MAX / len / (dev >> (s - 1))) {
+        std::printf("layernorm_shift(%lld, %lld) = %d is not the smallest\n", dev, len, s);
+        ++failures;
+      }
+    }
+  }
   // i-exp at 0 is c 2^30; decreasing in |x|; shift-exp at 0 is -x0 2^n
   const long long x0 = -69, b = 270, c = 27921;  // s = 0.01
   EXPECT_EQ(io::ibert_exp(0, x0, b, c), c << 30);

@@ -161,6 +161,17 @@ def shiftgelu(x: torch.Tensor, x0: int, output_bits: int) -> torch.Tensor:
     return x * ((e * factor) >> (32 - output_bits))
 
 
+def layernorm_shift(maxdev: torch.Tensor, n: int, shift: int) -> torch.Tensor:
+    """Per row: the given shift, raised until n ((x - mean) >> s)^2 fits in int64 for every x
+    (|x - mean| <= maxdev). A larger shift only coarsens the variance; std = sqrt(var) << s keeps
+    the scale, so rows of int32 accumulators near +-2^31 normalise instead of overflowing."""
+    limit = math.isqrt((2 ** 63 - 1) // max(n, 1))
+    s = torch.full_like(maxdev, shift)
+    for _ in range(64):
+        s = torch.where((maxdev >> s) > limit, s + 1, s)
+    return s
+
+
 def layernorm(x: torch.Tensor, bias_int: torch.Tensor, shift: int, sqrt: str) -> torch.Tensor:
     """I-BERT LayerNorm over the last dim (I-ViT's when sqrt="newton"); int32 out at
     scale sqrt(N) / 2^30 (times gamma, applied by the caller's scale)."""
@@ -170,6 +181,7 @@ def layernorm(x: torch.Tensor, bias_int: torch.Tensor, shift: int, sqrt: str) ->
         return x.int()
     mean = _round_div(x.sum(-1, keepdim=True), n)
     y = x - mean
+    shift = layernorm_shift(y.abs().amax(-1, keepdim=True), n, shift)
     var = ((y >> shift) ** 2).sum(-1, keepdim=True)
     if sqrt == "exact":
         std = isqrt(var) << shift

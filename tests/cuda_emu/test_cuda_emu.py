@@ -311,3 +311,19 @@ def test_wavehax_block_wide_channels(dtype, C):
     tol = 1e-4 if dtype == torch.float32 else 1e-12
     got = emu.wavehax_convnext2d_block(x, *params, 1e-6, False)
     torch.testing.assert_close(got, ops.wavehax_convnext2d_block(x, *params, 1e-6, False), atol=tol, rtol=tol)
+
+
+def test_intops_layernorm_int32_extremes_do_not_overflow():
+    """int32 rows near +-2^31 with shift 0: the shift is raised per row until the variance fits
+    in int64 (UBSan, on in `make cuda-emu`, flags a signed overflow); every backend agrees."""
+    rows = torch.tensor([[1625437259, -1625437259, 1500780963, -1500780963, 2080620641, -2080620641, 33217, -33217],
+                         [-2 ** 31, 2 ** 31 - 1, -2 ** 31, 2 ** 31 - 1, 0, 0, 1, -1],
+                         [3, -4, 5, 100000, -7, 2 ** 30, 9, -2 ** 30]], dtype=torch.int32)
+    bias = torch.zeros(8, dtype=torch.long)
+    for isqrt in ("exact", "newton"):
+        got = emu.intops_layernorm(rows, bias, 0, isqrt)
+        same(got, ops.intops_layernorm(rows, bias, 0, isqrt))
+        same(got, intops_ref.layernorm(rows, bias, 0, isqrt))
+    long_row = _ints((2, 1000), torch.int32, seed=9)  # 1000 x 2^62: shift 0 would overflow a thousandfold
+    same(emu.intops_layernorm(long_row, torch.zeros(1000, dtype=torch.long), 0, "exact"),
+         intops_ref.layernorm(long_row, torch.zeros(1000, dtype=torch.long), 0, "exact"))

@@ -45,6 +45,16 @@ PYOPS_HD int64_t isqrt(int64_t x) {
 }
 
 // I-ViT's integer Newton iteration for sqrt: 10 steps from 2^16.
+// LayerNorm's variance shift for one row: the given shift, raised until
+// len * ((x - mean) >> s)^2 fits in int64 for every x of the row (|x - mean| <= maxdev).
+// Raising it only coarsens the variance (std = sqrt(var) << s keeps the scale), so a
+// row of int32 accumulators near +-2^31 normalises instead of overflowing.
+PYOPS_HD int layernorm_shift(int64_t maxdev, int64_t len, int shift) {
+  const int64_t limit = isqrt(INT64_MAX / (len > 0 ? len : 1));
+  while ((maxdev >> shift) > limit) ++shift;
+  return shift;
+}
+
 PYOPS_HD int64_t newton_sqrt(int64_t x) {
   int64_t k = (int64_t)1 << 16;
   for (int i = 0; i < 10; ++i) k = (k + x / k) >> 1;  // x, k > 0: truncation == floor
