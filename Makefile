@@ -15,12 +15,17 @@ export MAX_JOBS ?= 2
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
+	# python3 itself a venv (a GPU box's /opt/torch/.venv): --system-site-packages sees only its base,
+	# so point the new venv at python3's own packages too
+	python3 -c "import sys; sys.exit(sys.prefix == sys.base_prefix)" && \
+	  python3 -c "import site; print('\n'.join(site.getsitepackages()))" > \
+	  $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/python3-site.pth || true
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install torch==2.13.0
 	# install only what is missing: a GPU box has no package registry
-	for m in triton pytest expecttest numpy ninja; do \
+	for m in triton pytest numpy ninja; do \
 	  $(PY) -c "import $$m" 2>/dev/null || $(PIP) install $$m || exit 1; done
 	# optional: plots and the gaunt/fewbit test oracles (tests skip without them)
-	for m in matplotlib scipy sympy e3nn; do \
+	for m in expecttest matplotlib scipy sympy e3nn; do \
 	  $(PY) -c "import $$m" 2>/dev/null || $(PIP) install $$m || echo "optional $$m not installed"; done
 	touch $@
 

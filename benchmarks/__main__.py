@@ -1,9 +1,10 @@
 """Run every benchmarks/bench_*.py on the best device present.
 
-    python -m benchmarks [--quick] [--only pam,fewbit] [--device cpu|cuda]
+    python -m benchmarks [--quick] [--only pam,fewbit] [--device cpu|cuda] [--out DIR]
 
-Prints one table (ours vs each baseline, with the ratio) and writes
-benchmarks/results/<device>.csv, .md and .png.
+Prints one table (ours vs each baseline, with the ratio; for rows that count their
+bytes or flops also ours in GB/s or GFLOP/s and, on a GPU, the share of its peak
+memory bandwidth) and writes benchmarks/results/<device>.csv, .md and .png (or under DIR).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small shapes, about a minute in all")
     p.add_argument("--only", default="", help="comma-separated families (default: all)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--out", default="", help="directory for the .csv/.md/.png (default: benchmarks/results)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     only = {f for f in args.only.split(",") if f}
@@ -48,13 +50,21 @@ def main(argv=None) -> int:
         rows.extend(result if isinstance(result, list) else [result])
     print(f"\r[{'#' * 30}] {len(cases)}/{len(cases)} done in {time.time() - t0:.0f}s{' ' * 40}", file=sys.stderr)
 
-    table = harness.format_table(rows)
+    # the peak that "% of peak BW" divides by: on a GPU from its memory clock and bus width
+    show_peak = device.type == "cuda" or bool(os.environ.get("PYOPS_PEAK_GBPS"))
+    peak = harness.peak_bandwidth(device) if show_peak else harness.Peak(None, "")
+    table = harness.format_table(rows, peak.gbps)
     print(table)
+    if show_peak:
+        print("\n" + peak.describe())
     name = harness.device_name(device) + ("-quick" if args.quick else "")
-    out = harness.results_dir()
-    harness.write_csv(rows, os.path.join(out, f"{name}.csv"))
+    out = args.out or harness.results_dir()
+    os.makedirs(out, exist_ok=True)
+    harness.write_csv(rows, os.path.join(out, f"{name}.csv"), peak.gbps)
     threads = "1 (torch.utils.benchmark's default)" if device.type == "cpu" else torch.get_num_threads()
     header = f"device: {name}, torch {torch.__version__}, timing threads {threads}\n\n"
+    if show_peak:
+        header = header[:-1] + peak.describe() + "\n\n"
     with open(os.path.join(out, f"{name}.md"), "w") as f:
         f.write(header + table + "\n")
     plotted = harness.write_plot(rows, os.path.join(out, f"{name}.png"), f"pyops on {name}")

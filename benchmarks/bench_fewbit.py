@@ -49,7 +49,9 @@ def _activation_case(name: str, numel: int, dtype: torch.dtype, bits: int, devic
         t_native = min(t_native, time_ms(_fwd_bwd(native, x, g), device, min_run_time=1.0))
     mib = 2 ** 20
     return [
-        Row("fewbit", f"{name} fwd+bwd ({bits}-bit)", shape, dt, t_ours, {f"torch {name}": t_native}),
+        # least traffic: forward reads x, writes y and the codes; backward reads g and the codes, writes dx
+        Row("fewbit", f"{name} fwd+bwd ({bits}-bit)", shape, dt, t_ours, {f"torch {name}": t_native},
+            bytes=4 * numel * x.element_size() + 2 * ((numel * bits + 7) // 8)),
         Row("fewbit", f"{name} saved ({bits}-bit)", shape, dt, saved_bytes(ours, x) / mib,
             {f"torch {name}": saved_bytes(native, x) / mib}, unit="MiB"),
     ]

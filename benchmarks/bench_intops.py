@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from benchmarks.harness import Case, Row, time_ms
+from benchmarks.harness import Case, Row, io_bytes, time_ms
 from pyops import intops
 from pyops.reference import intops as ref
 
@@ -80,7 +80,7 @@ def _case(op: str, rows: int, cols: int, device: torch.device) -> Row:
                 "I-BERT float sim": lambda: ibert_layernorm_float_sim(xsim, bias_int)}
     dtype = "int32" if op == "gelu" else "int8"
     return Row("intops", op, f"{rows}x{cols}", dtype, time_ms(ours, device),
-               {k: time_ms(f, device) for k, f in base.items()})
+               {k: time_ms(f, device) for k, f in base.items()}, bytes=io_bytes(x, ours()))
 
 
 def cases(device: torch.device, quick: bool) -> list[Case]:

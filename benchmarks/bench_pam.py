@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.harness import Case, Row, time_ms
+from benchmarks.harness import Case, Row, io_bytes, time_ms
 from pyops import pam
 
 # The official CPU fallback materialises [n, k, m] products (and temporaries of
@@ -35,14 +35,14 @@ def _matmul_case(n: int, dtype: torch.dtype, device: torch.device) -> Row:
             note = f"broadcast fallback skipped: needs > {4 * n ** 3 / 2 ** 30:.0f} GiB per temporary"
     ours = time_ms(lambda: pam.matmul(a, b), device)
     dt = {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype]
-    return Row("pam", "matmul", f"{n}x{n}x{n}", dt, ours, baselines, note=note)
+    return Row("pam", "matmul", f"{n}x{n}x{n}", dt, ours, baselines, note=note, flops=2 * n ** 3)
 
 
 def _mul_case(numel: int, device: torch.device) -> Row:
     a = torch.randn(numel, device=device)
     b = torch.randn(numel, device=device)
     return Row("pam", "mul", f"{numel // 2 ** 20}M", "fp32", time_ms(lambda: pam.mul(a, b), device),
-               {"torch.mul": time_ms(lambda: torch.mul(a, b), device)})
+               {"torch.mul": time_ms(lambda: torch.mul(a, b), device)}, bytes=3 * io_bytes(a))  # a, b in; out
 
 
 def cases(device: torch.device, quick: bool) -> list[Case]:
