@@ -109,9 +109,13 @@ def _log2_kernel(x_ptr, o_ptr, n, BLOCK: tl.constexpr):
 
 @triton.jit
 def _grad_factor_bits(ua, ub, bias):
-    """d PAM(a, b) / da = sign(b) 2^(E(PAM(a, b)) - E(a)), as bits (see pam.h)."""
+    """d PAM(a, b) / da = sign(b) 2^(E(PAM(a, b)) - E(a)), as bits (see pam.h); a zero or denormal a
+    stands in as 1.0 (the factor of any power-of-two a) when b is normal."""
     ea = (ua >> 23) & 0xFF
     eb = (ub >> 23) & 0xFF
+    one = (ea == 0) & (eb != 0)
+    ua = tl.where(one, 0x3F800000, ua)
+    ea = tl.where(one, 127, ea)
     eo = (_mul_bits(ua, ub, bias) >> 23) & 0xFF
     e = eo - ea + 127
     mag = tl.where(e < 1, 0, tl.where(e >= 255, 0x7F800000, e << 23))
@@ -229,7 +233,8 @@ def log2(x):
     return ref.log2(x) if x.dtype == torch.float64 else _unary(_log2_kernel, x)
 
 
-def bmm_exact_grad(grad, a, b, offset=1.0, BR=16, BP=16, BQ=8):
+def bmm_exact_grad(grad, a, b, offset=1.0, BR=8, BP=16, BQ=8):
+    # [BR, BP, BQ] int64 factor tiles: BR = 16 spills on sm_90 (scripts/triton_aot.py); 8 does not
     if a.dtype == torch.float64:
         return ref.bmm_exact_grad(grad, a, b, offset)
     g32, a32, b32 = grad.to(torch.float32), a.to(torch.float32), b.to(torch.float32)

@@ -106,7 +106,8 @@ def table(name: str, bits: int, weight: str = "uniform") -> tuple[torch.Tensor, 
 
 
 def _check_bits(op: str, bits: int) -> None:
-    check(isinstance(bits, int) and 1 <= bits <= 8, op, "bits", f"must be an int in [1, 8], got {bits!r}")
+    check(isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 8, op, "bits",
+          f"must be an int in [1, 8], got {bits!r}")
 
 
 # ---------------------------------------------------------------- ops

@@ -293,6 +293,9 @@ def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[
         x1 = x1 * w1
     if w2 is not None:
         x2 = x2 * w2
+    batch = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
+    if math.prod(batch) == 0:  # empty in, empty out (the routes' reshapes and FFTs need rows); kept in the graph
+        return x1.new_zeros(*batch, (lo + 1) ** 2) + 0 * (x1.sum() + x2.sum())
     if plan is None:
         plan = _plan(l1, l2, lo, method, x1.dtype, x1.device)
     out = plan(x1, x2)

@@ -87,6 +87,8 @@ _SHIFTGELU_SCALES = (1 / (127 * ref.SHIFTGELU_ALPHA), 1.0)
 def int_exp(x: torch.Tensor, scale: float):
     """I-BERT integer exp of x <= 0 (typically x - rowmax). Returns (int64 e, scale a s^2 / 2^30)."""
     _check_x("intops.int_exp", x)
+    if x.numel() and eager():  # data-dependent: the kernels check too
+        check(bool((x <= 0).all()), "intops.int_exp", "x", "must be <= 0 (x - rowmax)")
     s = _scalar_scale("intops.int_exp", scale, *_IBERT_SCALES)
     return _exp(x, *ref.ibert_exp_constants(s)), ref.ibert_exp_scale(s)
 
@@ -233,7 +235,7 @@ class IntLayerNorm(nn.Module):
         if not self.quant_mode:
             return y_float, None
         x_int = _to_int(x, scaling_factor)
-        if self.training:  # I-BERT's set_shift: keep sum((y >> shift)^2) below 2^32
+        if self.training and x_int.numel():  # I-BERT's set_shift: keep sum((y >> shift)^2) below 2^32
             y = x_int.double() - x_int.double().mean(-1, keepdim=True)
             var = (y * y).sum(-1).max()
             need = math.ceil(math.log2(math.sqrt(float(var) / 2 ** 32))) if var > 2 ** 32 else 0
@@ -256,7 +258,7 @@ class QuantAct(nn.Module):
     def forward(self, x: torch.Tensor, pre_act_scaling_factor: Optional[torch.Tensor] = None):
         if not self.quant_mode:
             return x, None
-        if self.training:
+        if self.training and x.numel():  # an empty batch leaves the running range as it is
             lo, hi = x.detach().min(), x.detach().max()
             first = bool(self.x_min == self.x_max)
             self.x_min.copy_(lo if first else self.momentum * self.x_min + (1 - self.momentum) * lo)

@@ -241,6 +241,10 @@ def softmax(x: torch.Tensor, dim: int = -1, *, backward: str = "pam") -> torch.T
     pa_exp2, PAD by the sum.  -inf entries get probability 0; an all -inf row gives NaN
     like ``torch.softmax``."""
     check_float("pam.softmax", "x", x, DTYPES)
+    check(isinstance(dim, int) and -max(x.dim(), 1) <= dim < max(x.dim(), 1), "pam.softmax", "dim",
+          f"must be an int in [{-max(x.dim(), 1)}, {max(x.dim(), 1)}), got {dim!r}")
+    if x.numel() == 0:  # empty in, empty out (amax has nothing to reduce)
+        return x.clone()
     z = mul(x, LOG2E, backward=backward)
     shift = torch.floor(z.amax(dim=dim, keepdim=True)).detach()
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
@@ -256,6 +260,8 @@ def layer_norm(x: torch.Tensor, normalized_shape: Union[int, Sequence[int]], wei
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     check(tuple(x.shape[x.dim() - len(shape):]) == shape, op, "normalized_shape",
           f"{shape} must match the trailing dims of x {tuple(x.shape)}")
+    if x.numel() == 0:  # empty in, empty out
+        return x.clone()
     dims = tuple(range(-len(shape), 0))
     inv_n = 1.0 / math.prod(shape)
     xc = x - mul(x.sum(dim=dims, keepdim=True), inv_n, backward=backward)

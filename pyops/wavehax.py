@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyops import _library
-from pyops._library import check, check_float, check_same_device, define, triton_launcher
+from pyops._library import check, check_float, check_same_device, define, eager, triton_launcher
 from pyops.reference import wavehax as ref
 
 _triton = functools.partial(triton_launcher, "wavehax")  # pyops.kernels.wavehax.<name>, imported on first use
@@ -62,6 +62,12 @@ def harmonic_prior(f0: Tensor, hop_length: int, sample_rate: int, noise: Tensor,
     check(tuple(phase0.shape) == (f0.shape[0],), op, "phase0", f"must have shape [{f0.shape[0]}], got "
           f"{tuple(phase0.shape)}")
     check_same_device(op, f0=f0, noise=noise, phase0=phase0)
+    check(isinstance(hop_length, int) and not isinstance(hop_length, bool) and hop_length > 0, op, "hop_length",
+          f"must be a positive int, got {hop_length!r}")
+    check(isinstance(sample_rate, int) and not isinstance(sample_rate, bool) and 0 < sample_rate < 2 ** 31, op,
+          "sample_rate", f"must be an int in [1, 2^31), got {sample_rate!r}")
+    if f0.numel() and eager():  # data-dependent: the kernels check too
+        check(bool((torch.isfinite(f0) & (f0 >= 0)).all()), op, "f0", "must be finite and >= 0 (0 = unvoiced)")
     return _prior(f0, noise, phase0, hop_length, sample_rate, power_factor)
 
 
@@ -197,8 +203,9 @@ class WavehaxGenerator(ref.WavehaxGenerator):
         check(f0.dim() == 3 and f0.shape[1] == 1, op, "f0", f"must have shape [batch, 1, frames], got {tuple(f0.shape)}")
         check(f0.shape[0] == cond.shape[0] and f0.shape[2] == cond.shape[2], op, "f0",
               f"must match mel's batch and frames {(cond.shape[0], cond.shape[2])}, got {(f0.shape[0], f0.shape[2])}")
-        check(bool((f0 >= 0).all()) and bool(torch.isfinite(f0).all()), op, "f0",
-              "must be finite and non-negative (0 = unvoiced)")
+        if eager():  # data-dependent: under torch.compile the prior op checks F0 itself
+            check(bool((f0 >= 0).all()) and bool(torch.isfinite(f0).all()), op, "f0",
+                  "must be finite and non-negative (0 = unvoiced)")
 
     def forward(self, cond: Tensor, f0: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         self._check(cond, f0)

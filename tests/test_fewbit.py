@@ -325,3 +325,10 @@ def test_reference_fallback_without_cpp():
         assert torch.equal(x.grad, l[torch.bucketize(x.detach(), b)])
         """
     )
+
+
+def test_bits_must_be_a_real_int():
+    """bits=True is a bool, not 1: rejected with the op and argument named (was KeyError 'True')."""
+    for call in (lambda: fewbit.table("gelu", True), lambda: fewbit.activation("gelu", bits=True),
+                 lambda: fewbit.gelu(torch.randn(4), bits=True)):
+        assert_raises_naming(call, ValueError, "'bits'")

@@ -278,3 +278,14 @@ def test_bad_inputs_name_op_and_argument():
                          "'irreps_in1'")
     assert_raises_naming(lambda: gaunt.gaunt_power(a, 9), ValueError, "gaunt_power", "'nu'")
     assert pyops.gaunt is gaunt
+
+
+@pytest.mark.parametrize("method", ["dense", "grid", "fourier", "auto"])
+def test_empty_batch_every_route(method):
+    """Empty in, empty out on every route, and the result stays in the autograd graph."""
+    for shape in [(0, 9), (2, 0, 9)]:
+        x1 = torch.empty(*shape, dtype=torch.float64, requires_grad=True)
+        out = gaunt.gaunt_tensor_product(x1, torch.empty(*shape, dtype=torch.float64), 4, method=method)
+        assert out.shape == (*shape[:-1], 25)
+        out.sum().backward()
+        assert x1.grad.shape == x1.shape

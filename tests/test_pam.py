@@ -368,3 +368,60 @@ def test_reference_fallback_without_cpp():
         assert a.grad.shape == a.shape
         """
     )
+
+
+# ------------------------------------------------------------ regressions (issues 12, 13)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exact_gradient_at_a_zero_operand(backend):
+    """d PAM(a, b)/da at a = 0 is sign(b) 2^E(b) (the spec's formula with ma = 0), not 0;
+    at b = 0 (and both 0) it is 0."""
+    a = torch.tensor([0.0, -0.0, 0.0, 0.0, 1e-40, 0.0])
+    b = torch.tensor([3.0, -0.75, 5.0, 0.0, 3.0, 2.0 ** 127])
+    want = torch.tensor([2.0, -0.5, 4.0, 0.0, 2.0, 2.0 ** 127])
+    assert_same(ref.mul_grad_factor(a, b), want)
+    assert_same(run_backend(backend, ops.pam_mul_grad_factor, _triton("mul_grad_factor"), a, b), want)
+    x = torch.zeros(3, requires_grad=True)
+    pam.mul(x, torch.tensor([3.0, -0.75, 5.0]), backward="exact").sum().backward()
+    assert_same(x.grad, torch.tensor([2.0, -0.5, 4.0]))
+    y = torch.tensor([3.0, -0.75, 0.0], requires_grad=True)  # b = 0: the gradient wrt b is 0 too
+    pam.mul(torch.zeros(3), y, backward="exact").sum().backward()
+    assert_same(y.grad, torch.zeros(3))
+
+
+def test_zero_initialised_pam_linear_trains_in_exact_mode():
+    torch.manual_seed(0)
+    layer = pam.PAMLinear(4, 2, backward="exact")
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    x, target = torch.randn(16, 4), torch.randn(16, 2)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.05)
+    losses = []
+    for _ in range(20):
+        opt.zero_grad()
+        loss = ((layer(x) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert layer.weight.abs().sum() > 0 and losses[-1] < 0.8 * losses[0]
+
+
+def test_matmul_extreme_magnitudes_bit_exact():
+    """A row with a product outside the fast path's safe range is summed in k order, as the
+    reference does: 2^60 * 2^-60 + 2^24 - 2^24 is 0 in float32, not 1."""
+    A = torch.tensor([[2.0 ** 60, 1, 1], [1, 2, 3]])
+    B = torch.tensor([[2.0 ** -60, 2.0 ** 70], [2.0 ** 24, 1], [-(2.0 ** 24), 1]])
+    want = ref.bmm(A[None], B[None])[0]
+    assert want[0, 0] == 0 and math.isinf(want[0, 1])
+    assert_same(pam.matmul(A, B), want)
+    big = torch.randn(40, 33)
+    big[3, 5], big[17, 0] = 2.0 ** 100, 2.0 ** -120
+    Bb = torch.randn(33, 19)
+    assert_same(pam.matmul(big, Bb), ref.bmm(big[None], Bb[None])[0])
+
+
+def test_softmax_and_layer_norm_empty_and_bad_dim():
+    assert pam.softmax(torch.empty(3, 0)).shape == (3, 0)
+    assert pam.softmax(torch.empty(0, 4)).shape == (0, 4)
+    assert pam.layer_norm(torch.empty(3, 0), 0).shape == (3, 0)
+    assert pam.layer_norm(torch.empty(0, 3, 4), (3, 4)).shape == (0, 3, 4)
+    assert_raises_naming(lambda: pam.softmax(torch.randn(2, 3), dim=5), ValueError, "pam.softmax", "'dim'")

@@ -70,7 +70,7 @@ Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t outpu
   const bool ibert = method == "ibert";
   TORCH_CHECK(ibert || method == "shiftmax", "pyops.intops_softmax: argument 'method' must be 'ibert' or ",
               "'shiftmax', got '", method, "'");
-  check_softmax(x0, c, output_bits, ibert);
+  check_softmax(x0, b, c, output_bits, ibert);
   const Tensor x = x_.contiguous();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
   auto e_of = [&](int64_t d) { return ibert ? io::ibert_exp16(-d, x0, b, c) : io::shift_exp(-d, x0, 15); };
@@ -107,9 +107,7 @@ Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t outpu
 
 // I-BERT i-exp, elementwise (x <= 0 expected: x - rowmax).
 Tensor exp(const Tensor& x_, int64_t x0, int64_t b, int64_t c) {
-  check_int("intops_exp", "x", x_);
-  TORCH_CHECK(x0 < 0 && c > 0 && c < (int64_t(1) << 32),
-              "pyops.intops_exp: constants out of range (x0 < 0, 0 < c < 2^32): the scale is out of range");
+  check_exp(x_, x0, b, c);
   const Tensor x = x_.contiguous();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_exp", [&] {
@@ -168,7 +166,7 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
 // I-ViT ShiftGELU: x sigma(1.702 x), sigma from two shift-exps normalised per row.
 Tensor shiftgelu(const Tensor& x_, int64_t x0, int64_t output_bits) {
   check_rows("intops_shiftgelu", x_);
-  TORCH_CHECK(x0 < 0, "pyops.intops_shiftgelu: constant x0 must be negative: the scale is out of range");
+  check_shiftgelu(x0, output_bits);
   const Tensor x = x_.contiguous();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
   const int out_shift = 32 - (int)output_bits;
@@ -247,16 +245,16 @@ Tensor isqrt(const Tensor& x_) {
 
 Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t bits) {
   check_rows("intops_requantize", x_);
-  TORCH_CHECK(bits >= 2 && bits <= 32, "pyops.intops_requantize: argument 'bits' must be in [2, 32], got ", bits);
   const int64_t channels = x_.size(-1);
   const Tensor x = x_.contiguous(), m = channel_constant("intops_requantize", "m", m_, channels),
                e = channel_constant("intops_requantize", "e", e_, channels);
+  check_requantize(m, e, bits);
   const int64_t *pm = m.const_data_ptr<int64_t>(), *pe = e.const_data_ptr<int64_t>();
   const int64_t lo = -(int64_t(1) << (bits - 1)), hi = (int64_t(1) << (bits - 1)) - 1;
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_requantize", [&] {
     for_rows<scalar_t, int32_t>(x, out, [&](const scalar_t* in, int32_t* o, int64_t n) {
-      for (int64_t i = 0; i < n; ++i) o[i] = (int32_t)io::requantize(in[i], pm[i], (int)pe[i], lo, hi);
+      for (int64_t i = 0; i < n; ++i) o[i] = (int32_t)io::requantize(in[i], pm[i], pe[i], lo, hi);
     });
   });
   return out;

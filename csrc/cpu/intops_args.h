@@ -2,6 +2,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include "pyops/intops.h"
+
 namespace pyops {
 namespace intops_args {
 
@@ -23,10 +25,33 @@ inline at::Tensor channel_constant(const char* op, const char* arg, const at::Te
   return t.expand({channels}).contiguous();
 }
 
-inline void check_softmax(int64_t x0, int64_t c, int64_t output_bits, bool ibert) {
-  TORCH_CHECK(x0 < 0 && (!ibert || (c > 0 && c < (int64_t(1) << 32))),
-              "pyops.intops_softmax: constants out of range (x0 < 0, 0 < c < 2^32): the scale is out of range");
-  TORCH_CHECK(output_bits >= 2 && output_bits <= 16, "pyops.intops_softmax: argument 'output_bits' must be in [2, 16]");
+// a torch-free check's message (csrc/include/pyops/intops.h), raised with the op's name
+inline void check_domain(const char* op, const char* error) { TORCH_CHECK(!error, "pyops.", op, ": ", error); }
+
+inline void check_softmax(int64_t x0, int64_t b, int64_t c, int64_t output_bits, bool ibert) {
+  check_domain("intops_softmax", intops::output_bits_error(output_bits));
+  check_domain("intops_softmax", ibert ? intops::ibert_constants_error(x0, b, c) : intops::shift_x0_error(x0, 15));
+}
+
+inline void check_shiftgelu(int64_t x0, int64_t output_bits) {
+  check_domain("intops_shiftgelu", intops::output_bits_error(output_bits));
+  check_domain("intops_shiftgelu", intops::shift_x0_error(x0, 23));
+}
+
+// i-exp is defined for x <= 0 (x - rowmax); a positive x would shift past 64 bits
+inline void check_exp(const at::Tensor& x, int64_t x0, int64_t b, int64_t c) {
+  check_int("intops_exp", "x", x);
+  check_domain("intops_exp", intops::ibert_constants_error(x0, b, c));
+  TORCH_CHECK(x.numel() == 0 || (x <= 0).all().item<bool>(), "pyops.intops_exp: argument 'x' must be <= 0 (x - rowmax)");
+}
+
+// m [C] and e [C] (expanded by channel_constant): the range requantize() is exact on
+inline void check_requantize(const at::Tensor& m, const at::Tensor& e, int64_t bits) {
+  TORCH_CHECK(bits >= 2 && bits <= 32, "pyops.intops_requantize: argument 'bits' must be in [2, 32], got ", bits);
+  TORCH_CHECK(m.numel() == 0 || at::logical_and(m >= 0, m <= (int64_t(1) << 31)).all().item<bool>(),
+              "pyops.intops_requantize: argument 'm' must be in [0, 2^31]");
+  TORCH_CHECK(e.numel() == 0 || at::logical_and(e >= -64, e <= 64).all().item<bool>(),
+              "pyops.intops_requantize: argument 'e' must be in [-64, 64]");
 }
 
 }  // namespace intops_args

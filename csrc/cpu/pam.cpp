@@ -114,8 +114,8 @@ Tensor log2(const Tensor& x) { return unary<true>("pam_log2", x); }
 // (A - bias) + B, the sign bits adding into their XOR.  We pack each 16-column
 // panel of B as bits plus a lane mask (0 for zero/denormal b), precompute
 // A - bias per element, and decide per element of A whether the fast form is
-// safe against the exponent range of B.  Unsafe elements of A (rare: huge or
-// tiny magnitudes) are applied afterwards with the exact scalar PAM.
+// safe against the exponent range of B.  Rows with unsafe elements of A (rare:
+// huge or tiny magnitudes) are redone afterwards with the exact scalar PAM.
 constexpr int kNR = 16;  // columns per panel: one AVX-512 vector, two AVX2
 constexpr int kMR = 8;   // rows per micro-tile: 8 independent accumulators hide the add latency
 constexpr int64_t kRowBlock = 64;
@@ -194,8 +194,7 @@ bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
   // in tiles [M / kMR][K][kMR]; rows past M stay masked.
   const int64_t tiles = (M + kMR - 1) / kMR;
   std::unique_ptr<int32_t[]> a_add(new int32_t[tiles * K * kMR]), a_mask(new int32_t[tiles * K * kMR]);
-  std::vector<std::vector<int64_t>> unsafe(M);
-  std::vector<char> row_skips(M, 0), row_special(M, 0);  // per row: no shared writes across threads
+  std::vector<char> row_skips(M, 0), row_special(M, 0), row_unsafe(M, 0);  // per row: no shared writes across threads
   at::parallel_for(0, tiles * kMR, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i)
       for (int64_t k = 0; k < K; ++k) {
@@ -212,7 +211,7 @@ bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
         const bool safe = ((e + pb.exp_min) << 23) >= (uint64_t)bias + (1u << 23) &&
                           ((e + pb.exp_max + 2) << 23) <= (uint64_t)bias + 0x7F800000u;
         a_mask[at] = (!zero && safe) ? -1 : 0;
-        if (!zero && !safe) unsafe[i].push_back(k);
+        row_unsafe[i] |= !zero && !safe;
         row_skips[i] |= zero || !safe;
       }
   });
@@ -244,10 +243,17 @@ bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
       }
     }
   });
+  // A row with an unsafe element is redone whole with the exact scalar PAM in k order: adding
+  // its rare products afterwards would reorder the sum (2^60 * 2^-60 + 2^24 - 2^24 is not
+  // 2^24 - 2^24 + 1 once a product rounds away), and the result must be the reference's.
   at::parallel_for(0, M, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i)
-      for (int64_t k : unsafe[i])
-        for (int64_t j = 0; j < N; ++j) C[i * N + j] += pam::mul<float>(A[i * K + k], B[k * N + j], bias);
+    for (int64_t i = lo; i < hi; ++i) {
+      if (!row_unsafe[i]) continue;
+      float* c = C + i * N;
+      std::fill(c, c + N, 0.0f);
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < N; ++j) c[j] += pam::mul<float>(A[i * K + k], B[k * N + j], bias);
+    }
   });
   return true;
 }

@@ -374,7 +374,7 @@ Tensor harmonic_prior(const Tensor& f0_, const Tensor& noise_, const Tensor& pha
       double cycles = ph[b] - std::floor(ph[b]);
       for (int64_t i = 0; i < N; ++i) {
         const float f = pf[b * N + i];
-        const int k = wh::harmonic_count(f, sr);
+        const double k = wh::harmonic_count(f, sr);
         const double amp = wh::harmonic_amplitude(f, sr, power_factor), radius = (double)f / (double)sr;
         const int64_t base = (b * N + i) * hop;
         for (int64_t s = 0; s < hop; ++s) {

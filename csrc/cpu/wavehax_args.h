@@ -49,7 +49,8 @@ inline void check_block(const char* op, const at::Tensor& x, const at::Tensor& d
 inline void check_prior(const char* op, const at::Tensor& f0, const at::Tensor& noise, const at::Tensor& phase0,
                         int64_t hop, int64_t sample_rate) {
   TORCH_CHECK(hop > 0, "pyops.", op, ": argument 'hop_length' must be positive, got ", hop);
-  TORCH_CHECK(sample_rate > 0, "pyops.", op, ": argument 'sample_rate' must be positive, got ", sample_rate);
+  TORCH_CHECK(sample_rate > 0 && sample_rate <= 2147483647, "pyops.", op,
+              ": argument 'sample_rate' must be in [1, 2^31), got ", sample_rate);
   TORCH_CHECK(f0.dim() == 3 && f0.size(1) == 1 && f0.scalar_type() == at::kFloat, "pyops.", op,
               ": argument 'f0' must be float32 [batch, 1, frames], got ", f0.scalar_type(), " ", f0.sizes());
   const int64_t b = f0.size(0), n = f0.size(2) * hop;
@@ -59,6 +60,11 @@ inline void check_prior(const char* op, const at::Tensor& f0, const at::Tensor& 
               noise.sizes());
   TORCH_CHECK(phase0.dim() == 1 && phase0.size(0) == b && phase0.scalar_type() == at::kDouble, "pyops.", op,
               ": argument 'phase0' must be float64 [", b, "], got ", phase0.scalar_type(), " ", phase0.sizes());
+  // a NaN or inf F0 would poison the running phase of the rest of the utterance
+  TORCH_CHECK(f0.numel() == 0 || at::logical_and(at::isfinite(f0), f0 >= 0).all().item<bool>(), "pyops.", op,
+              ": argument 'f0' must be finite and >= 0 (0 = unvoiced)");
+  TORCH_CHECK(phase0.numel() == 0 || at::isfinite(phase0).all().item<bool>(), "pyops.", op,
+              ": argument 'phase0' must be finite");
 }
 
 }  // namespace wavehax_args

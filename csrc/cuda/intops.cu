@@ -120,7 +120,7 @@ __global__ void requantize_kernel(const In* x, const int64_t* m, const int64_t* 
                                   int64_t channels, int64_t lo, int64_t hi) {
   PYOPS_GRID_STRIDE(i, numel) {
     const int64_t ch = i % channels;
-    out[i] = (int32_t)io::requantize(x[i], m[ch], (int)e[ch], lo, hi);
+    out[i] = (int32_t)io::requantize(x[i], m[ch], e[ch], lo, hi);
   }
 }
 

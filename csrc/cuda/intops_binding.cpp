@@ -27,7 +27,7 @@ Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t outpu
   check_rows("intops_softmax", x_);
   const bool ibert = method == "ibert";
   TORCH_CHECK(ibert || method == "shiftmax", "pyops.intops_softmax: argument 'method' must be 'ibert' or 'shiftmax'");
-  check_softmax(x0, c, output_bits, ibert);
+  check_softmax(x0, b, c, output_bits, ibert);
   const c10::cuda::CUDAGuard guard(x_.device());
   const Tensor x = x_.contiguous();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
@@ -41,7 +41,7 @@ Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t outpu
 
 Tensor shiftgelu(const Tensor& x_, int64_t x0, int64_t output_bits) {
   check_rows("intops_shiftgelu", x_);
-  TORCH_CHECK(x0 < 0, "pyops.intops_shiftgelu: constant x0 must be negative: the scale is out of range");
+  check_shiftgelu(x0, output_bits);
   const c10::cuda::CUDAGuard guard(x_.device());
   const Tensor x = x_.contiguous();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
@@ -86,8 +86,7 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
 }
 
 Tensor exp(const Tensor& x_, int64_t x0, int64_t b, int64_t c) {
-  check_int("intops_exp", "x", x_);
-  TORCH_CHECK(x0 < 0 && c > 0 && c < (int64_t(1) << 32), "pyops.intops_exp: constants out of range");
+  check_exp(x_, x0, b, c);
   const c10::cuda::CUDAGuard guard(x_.device());
   const Tensor x = x_.contiguous();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
@@ -101,11 +100,11 @@ Tensor exp(const Tensor& x_, int64_t x0, int64_t b, int64_t c) {
 
 Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t bits) {
   check_rows("intops_requantize", x_);
-  TORCH_CHECK(bits >= 2 && bits <= 32, "pyops.intops_requantize: argument 'bits' must be in [2, 32], got ", bits);
   const int64_t ch = x_.size(-1);
   const c10::cuda::CUDAGuard guard(x_.device());
   const Tensor x = x_.contiguous(), m = channel_constant("intops_requantize", "m", m_, ch),
                e = channel_constant("intops_requantize", "e", e_, ch);
+  check_requantize(m, e, bits);
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_requantize", [&] {
     k::requantize<scalar_t>(x.const_data_ptr<scalar_t>(), m.const_data_ptr<int64_t>(), e.const_data_ptr<int64_t>(),

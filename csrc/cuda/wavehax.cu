@@ -99,7 +99,7 @@ __global__ void prior_kernel(const float* f0, const float* noise, const double* 
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t frame = i / hop;  // flat b * N + frame
     const float f = f0[frame];
-    const int k = wh::harmonic_count(f, sample_rate);
+    const double k = wh::harmonic_count(f, sample_rate);
     double v = 0.0;
     if (k) {
       double cycles = start[frame] + (double)(i - frame * hop + 1) * ((double)f / (double)sample_rate);

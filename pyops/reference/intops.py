@@ -34,6 +34,45 @@ SHIFTGELU_N = 23
 SHIFTGELU_ALPHA = 1.702
 
 
+# ---- the raw ops' domains (the C++ checks of csrc/include/pyops/intops.h, stated again for the
+# reference and the Triton launchers): None inside, else what is wrong.
+def ibert_constants_error(x0: int, b: int, c: int):
+    """z = (r + b) r + c over r in (x0, 0] stays in (0, c], so e = z 2^(30 - q) fits in int64."""
+    if not -(2 ** 31) < x0 < 0:
+        return "constant x0 must be in (-2^31, 0): the scale is out of range"
+    if not 0 < c < 2 ** 32:
+        return "constant c must be in (0, 2^32): the scale is out of range"
+    if not (b >= -x0 - 1 and b < 2 ** 17 and b * b < 4 * c):
+        return "constant b must satisfy -x0 - 1 <= b and b^2 < 4c (i-exp's polynomial positive)"
+    return None
+
+
+def shift_x0_error(x0: int, n: int):
+    """Shift-exp with n fraction bits: e(0) = -x0 2^n below 2^31."""
+    if not (x0 < 0 and -x0 < 2 ** (31 - n)):
+        return f"constant x0 must be in (-2^{31 - n}, 0): the scale is out of range"
+    return None
+
+
+def output_bits_error(bits: int):
+    return None if 2 <= bits <= 16 else "argument 'output_bits' must be in [2, 16]"
+
+
+def requantize_constants_error(m: torch.Tensor, e: torch.Tensor, bits: int):
+    if not 2 <= bits <= 32:
+        return f"argument 'bits' must be in [2, 32], got {bits}"
+    if m.numel() and not bool(((m >= 0) & (m <= 2 ** 31)).all()):
+        return "argument 'm' must be in [0, 2^31]"
+    if e.numel() and not bool(((e >= -64) & (e <= 64)).all()):
+        return "argument 'e' must be in [-64, 64]"
+    return None
+
+
+def raise_if(op: str, error) -> None:
+    if error is not None:
+        raise RuntimeError(f"pyops.{op}: {error}")
+
+
 def ibert_exp_constants(scale: float) -> tuple[int, int, int]:
     """x0 = floor(-ln2 / s), b = floor(b / s), c = floor(c / s^2); e has scale a s^2 / 2^30."""
     a, b, c = IBERT_EXP
@@ -108,6 +147,9 @@ def _ibert_exp_parts(x: torch.Tensor, x0: int, b: int, c: int):
 
 def int_exp(x: torch.Tensor, x0: int, b: int, c: int) -> torch.Tensor:
     """I-BERT i-exp of x <= 0: max(z 2^(30 - q), 0), int64, scale a s^2 / 2^30."""
+    raise_if("intops_exp", ibert_constants_error(x0, b, c))
+    if x.numel() and not bool((x <= 0).all()):
+        raise RuntimeError("pyops.intops_exp: argument 'x' must be <= 0 (x - rowmax)")
     z, q = _ibert_exp_parts(x.long(), x0, b, c)
     return torch.clamp(z * (torch.ones_like(q) << (IBERT_EXP_N - q)), min=0)
 
@@ -126,6 +168,8 @@ def shift_exp(x: torch.Tensor, x0: int, n: int) -> torch.Tensor:
 def softmax(x: torch.Tensor, x0: int, b: int, c: int, output_bits: int, method: str) -> torch.Tensor:
     """Row softmax over the last dim, int32 out at scale 2^-output_bits (ibert) or
     2^-(output_bits - 1) (shiftmax)."""
+    raise_if("intops_softmax", output_bits_error(output_bits))
+    raise_if("intops_softmax", ibert_constants_error(x0, b, c) if method == "ibert" else shift_x0_error(x0, SHIFTMAX_N))
     x = x.long()
     if x.numel() == 0:
         return x.int()
@@ -151,6 +195,8 @@ def gelu(x: torch.Tensor, b: torch.Tensor, c: torch.Tensor, one: torch.Tensor) -
 
 def shiftgelu(x: torch.Tensor, x0: int, output_bits: int) -> torch.Tensor:
     """I-ViT ShiftGELU: x sigma(1.702 x) with sigma from two shift-exps per row; int64 out."""
+    raise_if("intops_shiftgelu", output_bits_error(output_bits))
+    raise_if("intops_shiftgelu", shift_x0_error(x0, SHIFTGELU_N))
     x = x.long()
     if x.numel() == 0:
         return x
@@ -194,10 +240,16 @@ def layernorm(x: torch.Tensor, bias_int: torch.Tensor, shift: int, sqrt: str) ->
 
 
 def requantize(x: torch.Tensor, m: torch.Tensor, e: torch.Tensor, bits: int) -> torch.Tensor:
-    """round_half_even(x m / 2^e) clamped to the signed `bits` range; int32 out."""
+    """round_half_even(x m / 2^e) saturated to the signed `bits` range; int32 out. |x m| <= 2^62,
+    so past 62 bits right the result is 0, and a left shift that would leave int64 saturates."""
+    raise_if("intops_requantize", requantize_constants_error(m, e, bits))
     v = x.long() * m
     e = e.expand_as(v) if e.dim() else e.expand(v.shape)
-    v = torch.where(e >= 0, _round_shift(v, e.clamp(min=0)), v << (-e).clamp(min=0))
+    right = torch.where(e > 62, torch.zeros_like(v), _round_shift(v, e.clamp(0, 62)))
+    s = (-e).clamp(0, 62)
+    over = (-e > 62) | (v.abs() > ((2 ** 63 - 1) >> s))
+    left = torch.where(over, torch.sign(v) << 62, v << s)
+    v = torch.where(e >= 0, right, left)
     return v.clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1).int()
 
 

@@ -140,15 +140,19 @@ def log2(x: torch.Tensor) -> torch.Tensor:
 
 
 def mul_grad_factor(a: torch.Tensor, b: torch.Tensor, offset: float = 1.0) -> torch.Tensor:
-    """d PAM(a, b) / da = sign(b) 2^(E(PAM(a, b)) - E(a)); 0 where PAM is locally constant."""
+    """d PAM(a, b) / da = sign(b) 2^(E(PAM(a, b)) - E(a)); at a zero (or denormal) a, the factor of
+    a power-of-two a (the spec's sign(b) 2^(Eb + [ma + mb >= 1]) with ma = 0); 0 where b is
+    zero/denormal or the result saturates; NaN where an input is not finite."""
     a, b, ct, out_dtype = _prepare(a, b)
     _, mant, emax, one = _LAYOUT[ct]
+    mb, sb = _bits(b)
+    _, zb, ib, _ = _fields(mb, ct)
+    _, za, ia, _ = _fields(_bits(a)[0], ct)
+    a = torch.where(za & ~zb & ~ia, torch.ones_like(a), a)
     out = mul(a, b, _round_offset(offset, out_dtype))
     ma, _ = _bits(a)
-    mb, sb = _bits(b)
     mo, _ = _bits(out)
-    ea, za, ia, _ = _fields(ma, ct)
-    _, zb, ib, _ = _fields(mb, ct)
+    ea, za, _, _ = _fields(ma, ct)
     eo, zo, io, _ = _fields(mo, ct)
     e = eo - ea + (one >> mant)
     mag = _saturating(e.clamp(min=-1) << mant, torch.zeros_like(e), ct)

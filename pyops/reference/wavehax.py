@@ -53,6 +53,8 @@ def harmonic_prior(f0: Tensor, noise: Tensor, phase0: Tensor, hop_length: int, s
     """The same prior in closed form, O(T) (the ``pyops::wavehax_harmonic_prior`` oracle):
     sum_{k=1..K} sin(k t) = sin(K t / 2) sin((K + 1) t / 2) / sin(t / 2), with K per frame the
     count of k f0 <= sr/2 (product rounded to float32 as in the official mask)."""
+    if noise.numel() == 0:
+        return noise.clone()
     k, amplitude = harmonic_counts(f0, sample_rate, power_factor)
     k, amplitude = (torch.repeat_interleave(v, hop_length, dim=2) for v in (k, amplitude))
     radius = torch.repeat_interleave(f0, hop_length, dim=2).to(torch.float64) / sample_rate

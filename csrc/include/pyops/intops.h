@@ -109,10 +109,55 @@ PYOPS_HD int64_t ibert_gelu(int64_t x, int64_t b, int64_t c, int64_t one) {
   return x * ((y >> 14) + one);
 }
 
-// Dyadic requantisation: round_half_even(x m / 2^e), clamped to [lo, hi].
-PYOPS_HD int64_t requantize(int64_t x, int64_t m, int e, int64_t lo, int64_t hi) {
-  const int64_t v = e >= 0 ? round_shift(x * m, e) : (x * m) << -e;
+// Dyadic requantisation: round_half_even(x m / 2^e), saturated to [lo, hi] (lo < 0 < hi).
+// |x| <= 2^31 and 0 <= m <= 2^31 (checked by the callers), so |x m| <= 2^62 and any e is
+// exact: past 62 bits right the result rounds to 0, and a left shift that would leave
+// int64 saturates instead of wrapping.
+PYOPS_HD int64_t requantize(int64_t x, int64_t m, int64_t e, int64_t lo, int64_t hi) {
+  const int64_t p = x * m;
+  int64_t v;
+  if (e >= 0) {
+    v = e > 62 ? 0 : round_shift(p, (int)e);
+  } else if (p == 0) {
+    v = 0;
+  } else {
+    const int64_t room = -e > 62 ? 0 : INT64_MAX >> -e;
+    v = (p > room || p < -room) ? (p > 0 ? hi : lo) : p * ((int64_t)1 << -e);
+  }
   return v < lo ? lo : (v > hi ? hi : v);
+}
+
+// ---- the raw ops' constants: nullptr inside the domain where the kernels above are exact and
+// cannot overflow, else what is wrong (shared by the CPU kernels and the CUDA binding).
+
+// i-exp (x0, b, c): z = (r + b) r + c over r in (x0, 0] must stay in (0, c] so that e = z 2^(30-q)
+// fits in int64: b >= -x0 - 1 keeps (r + b) r <= 0, b^2 < 4c keeps z > 0, c < 2^32.
+inline const char* ibert_constants_error(int64_t x0, int64_t b, int64_t c) {
+  if (!(x0 < 0 && x0 > -((int64_t)1 << 31)))
+    return "constant x0 must be in (-2^31, 0): the scale is out of range";
+  if (!(c > 0 && c < ((int64_t)1 << 32))) return "constant c must be in (0, 2^32): the scale is out of range";
+  if (!(b >= -x0 - 1 && b < ((int64_t)1 << 17) && b * b < 4 * c))
+    return "constant b must satisfy -x0 - 1 <= b and b^2 < 4c (i-exp's polynomial positive)";
+  return nullptr;
+}
+
+// Shift-exp with n fraction bits: e(0) = -x0 2^n must stay below 2^31 (the row sums saturate there).
+inline const char* shift_x0_error(int64_t x0, int n) {
+  if (!(x0 < 0 && -x0 < ((int64_t)1 << (31 - n))))
+    return n == 15 ? "constant x0 must be in (-2^16, 0): the scale is out of range"
+                   : "constant x0 must be in (-2^8, 0): the scale is out of range";
+  return nullptr;
+}
+
+inline const char* output_bits_error(int64_t bits) {
+  return bits >= 2 && bits <= 16 ? nullptr : "argument 'output_bits' must be in [2, 16]";
+}
+
+// requantize's per-channel multiplier and exponent (any e is exact; m bounds x m)
+inline const char* requantize_constants_error(int64_t m, int64_t e) {
+  if (!(m >= 0 && m <= ((int64_t)1 << 31))) return "argument 'm' must be in [0, 2^31]";
+  if (!(e >= -64 && e <= 64)) return "argument 'e' must be in [-64, 64]";
+  return nullptr;
 }
 
 }  // namespace intops

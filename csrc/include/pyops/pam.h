@@ -157,14 +157,22 @@ PYOPS_HD T log2(T x_) {
 }
 
 // d PAM(a, b) / da = sign(b) 2^(E(PAM(a,b)) - E(a)): a power of two, so
-// applying it is itself an exact PAM.  Zero where PAM is locally constant
-// (zero/denormal operands, saturated results); NaN where an input is not finite.
+// applying it is itself an exact PAM.  At a zero (or denormal) a it is the spec's
+// sign(b) 2^(Eb + [ma + mb >= 1]) with ma = 0, the factor of a power-of-two a, so
+// zero-initialised weights train.  Zero where b is zero/denormal or the result
+// saturates; NaN where an input is not finite.
 template <typename T>
 PYOPS_HD T mul_grad_factor(T a_, T b_, typename Layout<T>::U bias_) {
   using L = Layout<T>;
-  const typename L::U a = L::bits(a_), b = L::bits(b_);
-  const typename L::U ea = exponent<T>(a), eb = exponent<T>(b);
+  typename L::U a = L::bits(a_);
+  const typename L::U b = L::bits(b_);
+  typename L::U ea = exponent<T>(a);
+  const typename L::U eb = exponent<T>(b);
   if (ea == L::kExpMax || eb == L::kExpMax) return L::value(L::kNaN);
+  if (ea == 0 && eb != 0) {  // stand in 1.0: E(PAM(a, b)) - E(a) is the same for every power of two a
+    a = L::kOne;
+    ea = exponent<T>(a);
+  }
   const typename L::U out = mul_bits<T>(a, b, bias_);
   const typename L::U eo = exponent<T>(out);
   if (ea == 0 || eb == 0 || eo == 0 || eo == L::kExpMax) return (T)0;

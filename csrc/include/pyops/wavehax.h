@@ -18,12 +18,14 @@ PYOPS_HD double gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.7071067811865
 
 // Number of harmonics k f0 <= sr / 2, with the product rounded to float32 as in the
 // official code (`f0 * k <= sr / 2` on a float32 tensor); 0 when unvoiced.
-PYOPS_HD int harmonic_count(float f0, int sample_rate) {
-  if (!(f0 > 0.0f)) return 0;
+// A double: F0 near 0 has more harmonics than an int holds (f0 = 1e-6 Hz: 1.2e10), and the
+// float64 quotient is within one of the count, so one step each way settles it.
+PYOPS_HD double harmonic_count(float f0, int sample_rate) {
+  if (!(f0 > 0.0f)) return 0.0;
   const float half = (float)(sample_rate / 2.0);
-  int k = (int)floor((double)half / (double)f0);
-  while ((float)((float)(k + 1) * f0) <= half) ++k;
-  while (k > 0 && (float)((float)k * f0) > half) --k;
+  double k = floor((double)half / (double)f0);
+  if ((float)((float)(k + 1) * f0) <= half) k += 1;
+  if (k > 0 && (float)((float)k * f0) > half) k -= 1;
   return k;
 }
 
@@ -34,7 +36,7 @@ PYOPS_HD double harmonic_amplitude(float f0, int sample_rate, double power_facto
 
 // sum_{k=1..K} sin(k theta) = sin(K theta / 2) sin((K + 1) theta / 2) / sin(theta / 2), theta in [-pi, pi);
 // near theta = 0 the ratio is 0/0 and its first-order limit theta K (K + 1) / 2 is exact to double precision.
-PYOPS_HD double harmonic_sum(double theta, int k) {
+PYOPS_HD double harmonic_sum(double theta, double k) {
   const double half = sin(0.5 * theta);
   if (fabs(half) < 1e-7) return theta * k * (k + 1) * 0.5;
   return sin(0.5 * k * theta) * sin(0.5 * (k + 1) * theta) / half;
