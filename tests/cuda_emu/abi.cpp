@@ -7,6 +7,7 @@
 #include "gaunt.cuh"
 #include "intops.cuh"
 #include "pam.cuh"
+#include "pyops/intops.h"
 #include "wavehax.cuh"
 
 using namespace pyops;
@@ -99,6 +100,12 @@ PYOPS_EMU_GAUNT(f64, double)
 PYOPS_EMU_INTOPS(i8, int8_t)
 PYOPS_EMU_INTOPS(i16, int16_t)
 PYOPS_EMU_INTOPS(i32, int32_t)
+// the constants' domains (csrc/include/pyops/intops.h), which the CPU op and the CUDA binding check
+int intops_ibert_constants_ok(int64_t x0, int64_t b, int64_t c) { return !intops::ibert_constants_error(x0, b, c); }
+int intops_shift_x0_ok(int64_t x0, int n) { return !intops::shift_x0_error(x0, n); }
+int intops_requantize_constants_ok(int64_t m, int64_t e) { return !intops::requantize_constants_error(m, e); }
+int intops_layernorm_shift(int64_t maxdev, int64_t len, int shift) { return intops::layernorm_shift(maxdev, len, shift); }
+
 int intops_isqrt(const int64_t* x, int64_t* out, int64_t numel) {
   intops_cuda::isqrt(x, out, numel, nullptr);
   PYOPS_EMU_ERR;

@@ -327,3 +327,42 @@ def test_intops_layernorm_int32_extremes_do_not_overflow():
     long_row = _ints((2, 1000), torch.int32, seed=9)  # 1000 x 2^62: shift 0 would overflow a thousandfold
     same(emu.intops_layernorm(long_row, torch.zeros(1000, dtype=torch.long), 0, "exact"),
          intops_ref.layernorm(long_row, torch.zeros(1000, dtype=torch.long), 0, "exact"))
+
+
+def test_intops_constant_domains_agree():
+    """The torch-free domain checks that the CPU op and the CUDA binding share (intops.h) and the
+    reference's restatement (used by the Triton launchers) accept exactly the same constants."""
+    lib = emu.lib()
+    L = emu.ctypes.c_int64
+    for f in (lib.intops_ibert_constants_ok, lib.intops_requantize_constants_ok):
+        f.restype = emu.ctypes.c_int
+    edges = [-(2 ** 31), -(2 ** 31) + 1, -70000, -65536, -65535, -300, -256, -255, -69, -2, -1, 0, 1]
+    for x0 in edges:
+        for n in (15, 23):
+            assert bool(lib.intops_shift_x0_ok(L(x0), n)) == (intops_ref.shift_x0_error(x0, n) is None), (x0, n)
+    for scale in (3e-5, 1e-3, 0.05, 1.6):
+        x0, b, c = intops_ref.ibert_exp_constants(scale)
+        for db, dc in [(0, 0), (-x0, 0), (2 ** 17, 0), (0, -c), (0, 2 ** 32), (-b - 1, 0)]:
+            args = (x0, b + db, c + dc)
+            want = intops_ref.ibert_constants_error(*args) is None
+            assert bool(lib.intops_ibert_constants_ok(*map(L, args))) == want, args
+        assert intops_ref.ibert_constants_error(x0, b, c) is None  # every scale the wrappers allow
+    for m in (-1, 0, 2 ** 31, 2 ** 31 + 1):
+        for e in (-65, -64, 0, 64, 65):
+            want = intops_ref.requantize_constants_error(torch.tensor([m]), torch.tensor([e]), 8) is None
+            assert bool(lib.intops_requantize_constants_ok(L(m), L(e))) == want, (m, e)
+    for dev, n, s in [(2 ** 32 - 1, 8, 0), (2 ** 20, 768, 0), (2 ** 31, 3, 2), (0, 1, 5)]:
+        assert lib.intops_layernorm_shift(L(dev), L(n), s) == int(
+            intops_ref.layernorm_shift(torch.tensor([dev]), n, s)), (dev, n, s)
+
+
+def test_wavehax_harmonic_prior_tiny_f0():
+    """F0 = 1e-6 Hz has 1.2e10 harmonics below Nyquist: the count is a double (an int overflowed
+    and the count loop never ended); the kernel agrees with the float64 reference."""
+    f0 = torch.tensor([[[1e-6, 1e-3, 0.0, 440.0]]])
+    noise = torch.zeros(1, 1, 4 * 8)
+    phase0 = torch.zeros(1, dtype=torch.float64)
+    got = emu.wavehax_harmonic_prior(f0, noise, phase0, 8, 24000, 0.1)
+    # near theta = 0 the sum is theta K (K + 1) / 2 ~ 1e10 times an amplitude ~ 1e-6: compare relatively
+    torch.testing.assert_close(got, wavehax_ref.harmonic_prior(f0, noise, phase0, 8, 24000, 0.1), atol=2e-5, rtol=1e-6)
+    torch.testing.assert_close(got, ops.wavehax_harmonic_prior(f0, noise, phase0, 8, 24000, 0.1), atol=2e-5, rtol=1e-6)
