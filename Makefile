@@ -11,7 +11,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 SRCS   := $(wildcard csrc/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/include/pyops/*.h) setup.py
 export MAX_JOBS ?= 2
 
-.PHONY: test bench bench-quick ctest cuda-bindings cuda-emu cuda-emu-tsan triton-aot gpu-check pytest clean
+.PHONY: test bench bench-quick ctest cuda-bindings cuda-emu cuda-emu-tsan triton-aot gpu-check dist-check pytest clean
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
@@ -65,10 +65,14 @@ triton-aot: $(VENV)/.deps
 gpu-check:
 	bash scripts/gpu_check.sh
 
+# the sdist holds every source and header the build needs (MANIFEST.in)
+dist-check: $(VENV)/.deps
+	$(PY) scripts/dist_check.py
+
 pytest: $(VENV)/.built
 	$(PY) -m pytest -q tests --ignore=tests/cuda_emu
 
-test: ctest cuda-bindings cuda-emu triton-aot pytest
+test: ctest cuda-bindings dist-check cuda-emu triton-aot pytest
 
 bench: $(VENV)/.built
 	$(PY) -m benchmarks

@@ -4,7 +4,8 @@
 
 Prints one table (ours vs each baseline, with the ratio; for rows that count their
 bytes or flops also ours in GB/s or GFLOP/s and, on a GPU, the share of its peak
-memory bandwidth) and writes benchmarks/results/<device>.csv, .md and .png (or under DIR).
+memory bandwidth) and writes benchmarks/results/<device>.csv, .md and .png (or under DIR;
+--quick writes build/bench/<device>-quick.*, leaving the tracked results alone).
 """
 
 from __future__ import annotations
@@ -27,8 +28,17 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="", help="comma-separated families (default: all)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default="", help="directory for the .csv/.md/.png (default: benchmarks/results)")
+    p.add_argument("--allow-reference", action="store_true",
+                   help="run even when the compiled kernels are missing (rows are labelled 'reference')")
     args = p.parse_args(argv)
     device = torch.device(args.device)
+    from pyops import _library
+
+    if _library._C is None and not args.allow_reference:
+        print(f"benchmarks: pyops' compiled kernels are unavailable ({_library._C_ERROR}), so every op would "
+              "time its pure-PyTorch reference; refusing to report that as pyops (--allow-reference runs it "
+              "labelled, and writes nothing under benchmarks/results)", file=sys.stderr)
+        return 2
     only = {f for f in args.only.split(",") if f}
 
     pkg_dir = os.path.dirname(os.path.abspath(__file__))
@@ -58,7 +68,10 @@ def main(argv=None) -> int:
     if show_peak:
         print("\n" + peak.describe())
     name = harness.device_name(device) + ("-quick" if args.quick else "")
-    out = args.out or harness.results_dir()
+    if _library._C is None:
+        name += "-reference"
+    # --quick and reference runs never overwrite the tracked full results
+    out = args.out or (os.path.join("build", "bench") if args.quick or _library._C is None else harness.results_dir())
     os.makedirs(out, exist_ok=True)
     harness.write_csv(rows, os.path.join(out, f"{name}.csv"), peak.gbps)
     threads = "1 (torch.utils.benchmark's default)" if device.type == "cpu" else torch.get_num_threads()

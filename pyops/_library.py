@@ -31,7 +31,15 @@ else:
     try:
         from pyops import _C  # noqa: F401
     except ImportError as e:  # pragma: no cover - exercised by the fallback test
-        _C_ERROR = str(e)
+        _here = os.path.dirname(os.path.abspath(__file__))
+        if os.path.exists(os.path.join(_here, os.pardir, "setup.py")):
+            # a source checkout on sys.path (python run from the repository root) shadows the
+            # installed package, and the checkout has no compiled _C: say so, not "circular import"
+            _C_ERROR = (f"pyops was imported from the source tree {os.path.dirname(_here)}, which has no "
+                        "compiled pyops._C; run from another directory to use the installed package, or "
+                        "build in place with `pip install --no-build-isolation -e .`")
+        else:
+            _C_ERROR = str(e)
 if _C is None:
     warnings.warn(
         f"pyops: compiled kernels unavailable ({_C_ERROR}); every op runs its "

@@ -1,11 +1,13 @@
 // The pyops._C Python module: kernels register themselves through
-// TORCH_LIBRARY_IMPL in the family files; this file only adds build facts.
-#include <torch/extension.h>
+// TORCH_LIBRARY_IMPL in the family files (static initialisers run when the
+// module loads); this file only adds build facts. Plain CPython API: no
+// pybind11 or torch/extension.h to compile.
+#include <Python.h>
 
 namespace {
 
 // The widest ISA our target_clones kernels dispatch to on this CPU.
-std::string cpu_isa() {
+const char* cpu_isa() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) return "avx512f";
@@ -16,17 +18,24 @@ std::string cpu_isa() {
 #endif
 }
 
-bool with_cuda() {
+PyObject* py_cpu_isa(PyObject*, PyObject*) { return PyUnicode_FromString(cpu_isa()); }
+
+PyObject* py_with_cuda(PyObject*, PyObject*) {
 #ifdef PYOPS_WITH_CUDA
-  return true;
+  Py_RETURN_TRUE;
 #else
-  return false;
+  Py_RETURN_FALSE;
 #endif
 }
 
+PyMethodDef methods[] = {
+    {"cpu_isa", py_cpu_isa, METH_NOARGS, "widest ISA the CPU kernels use here"},
+    {"with_cuda", py_with_cuda, METH_NOARGS, "whether the CUDA kernels were compiled in"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", "pyops' compiled kernels", -1, methods};
+
 }  // namespace
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("cpu_isa", &cpu_isa, "widest ISA the CPU kernels use here");
-  m.def("with_cuda", &with_cuda, "whether the CUDA kernels were compiled in");
-}
+PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&module); }
