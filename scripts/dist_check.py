@@ -3,6 +3,7 @@ includes (the C++/CUDA sources, every header they #include "...", transitively) 
 Python file and data file of the package. Exit 1 naming what is missing."""
 
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -38,8 +39,17 @@ def needed() -> set:
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", out], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        # from a copy of the checkout's files: a stale *.egg-info/SOURCES.txt in the tree would
+        # otherwise add files that MANIFEST.in misses
+        tree = Path(out) / "tree"
+        listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                                capture_output=True, text=True).stdout.split()
+        for name in listed:
+            if (ROOT / name).is_file():
+                (tree / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, tree / name)
+        subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", out], cwd=tree, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         (sdist,) = Path(out).glob("*.tar.gz")
         with tarfile.open(sdist) as tar:
             names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
