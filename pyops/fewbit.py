@@ -64,6 +64,15 @@ MODULES = {
     nn.LeakyReLU: "leaky_relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh", nn.Hardsigmoid: "hardsigmoid",
     nn.Hardshrink: "hardshrink", nn.Softshrink: "softshrink",
 }
+# HuggingFace's activation modules (transformers.activations), by class name so that transformers
+# stays optional: each maps to the built-in computing the same function (the erf GELU; the tanh
+# approximation, however HF spells the formula; x sigmoid(x); Mish). QuickGELU is x sigmoid(1.702 x),
+# not a built-in: it gets a table of its own (see _hf_quick_gelu).
+HF_MODULES = {
+    "GELUActivation": "gelu", "NewGELUActivation": "gelu_tanh", "FastGELUActivation": "gelu_tanh",
+    "PytorchGELUTanh": "gelu_tanh", "GELUTanh": "gelu_tanh", "AccurateGELUActivation": "gelu_tanh",
+    "SiLUActivation": "silu", "MishActivation": "mish",
+}
 # Piecewise-linear functions: their derivative is already piecewise constant, so
 # these (inner borders, levels) are exact; a value on a border takes the lower piece.
 EXACT = {
@@ -91,12 +100,17 @@ def _shipped() -> dict:
         return json.load(f)
 
 
-@functools.lru_cache(maxsize=None)
 def table(name: str, bits: int, weight: str = "uniform") -> tuple[torch.Tensor, torch.Tensor]:
     """(borders [2^bits - 1], levels [2^bits]) as float32 CPU tensors for a built-in function."""
-    check(name in FUNCTIONS, "fewbit.table", "name", f"must be one of {sorted(FUNCTIONS)}, got {name!r}")
+    check(isinstance(name, str) and name in FUNCTIONS, "fewbit.table", "name",
+          f"must be one of {sorted(FUNCTIONS)}, got {name!r}")
     _check_bits("fewbit.table", bits)
     check(weight in WEIGHTS, "fewbit.table", "weight", f"must be one of {WEIGHTS}, got {weight!r}")
+    return _table(name, bits, weight)
+
+
+@functools.lru_cache(maxsize=None)  # behind the checks: the cache would take bits=True for bits=1
+def _table(name: str, bits: int, weight: str) -> tuple[torch.Tensor, torch.Tensor]:
     if name in EXACT and 2 ** bits >= len(EXACT[name][1]):
         borders, levels = _exact_table(name, bits)
     else:
@@ -245,14 +259,18 @@ class FewBit(nn.Module):
 
     def __init__(self, bits: int = 3, weight: str = "uniform"):
         super().__init__()
-        self.bits, self.weight = bits, weight
-        self.act = activation(self.function, bits, weight)
+        # the table's weighting, not a parameter: a `weight` attribute would trip generic init code
+        self.bits, self.table_weight = bits, weight
+        self.act = self._activation(bits, weight)
+
+    def _activation(self, bits: int, weight: str) -> FewBitActivation:
+        return activation(self.function, bits, weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(x)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, weight={self.weight!r}"
+        return f"bits={self.bits}, weight={self.table_weight!r}"
 
 
 def _module_class(name: str) -> type:
@@ -268,8 +286,37 @@ for _cls in MODULE_CLASSES.values():
     __all__.append(_cls.__name__)
 
 
+def _is_hf(module: nn.Module, class_name: str) -> bool:
+    return type(module).__name__ == class_name and type(module).__module__.startswith("transformers")
+
+
+def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(1.702 * x)
+
+
+@functools.lru_cache(maxsize=None)
+def _quick_gelu_activation(bits: int, weight: str) -> FewBitActivation:
+    return activation(_quick_gelu, bits, weight)
+
+
+class FewBitQuickGELU(FewBit):
+    """HuggingFace's QuickGELU, x sigmoid(1.702 x), with a few-bit backward (its optimal table is
+    computed once per bits and weight)."""
+
+    function = "quick_gelu"
+
+    def _activation(self, bits: int, weight: str) -> FewBitActivation:
+        _check_bits("fewbit.FewBitQuickGELU", bits)
+        return _quick_gelu_activation(bits, weight)
+
+
+__all__.append("FewBitQuickGELU")
+
+
 def _builtin_name(module: nn.Module) -> Optional[str]:
     """The built-in our table matches, or None when the module's settings differ from the defaults."""
+    if type(module).__module__.startswith("transformers") and type(module).__name__ in HF_MODULES:
+        return HF_MODULES[type(module).__name__]
     name = MODULES.get(type(module))
     if name is None:
         return None
@@ -295,12 +342,16 @@ def convert(model: nn.Module, bits: int = 3, weight: str = "uniform") -> dict[st
     report = {}
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
-            name = _builtin_name(child)
-            if name is None:
-                continue
-            new = MODULE_CLASSES[name](bits, weight)
+            if _is_hf(child, "QuickGELUActivation"):
+                new = FewBitQuickGELU(bits, weight)
+            else:
+                name = _builtin_name(child)
+                if name is None:
+                    continue
+                new = MODULE_CLASSES[name](bits, weight)
             setattr(parent, child_name, new)
             qual = f"{parent_name}.{child_name}" if parent_name else child_name
-            report[qual] = f"nn.{type(child).__name__} -> {type(new).__name__}(bits={bits})"
+            where = "nn" if type(child).__module__.startswith("torch") else type(child).__module__
+            report[qual] = f"{where}.{type(child).__name__} -> {type(new).__name__}(bits={bits})"
     return report
 

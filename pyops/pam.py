@@ -314,8 +314,9 @@ class PAMConv2d(nn.Conv2d):
 
 
 def convert(model: nn.Module, *, offset: float = 1.0, backward: str = "pam") -> list[str]:
-    """Replace every nn.Linear / nn.Conv2d in ``model`` (in place) by its PAM twin,
-    keeping the parameters.  Returns the qualified names replaced."""
+    """Replace every nn.Linear / nn.Conv2d in ``model`` (in place) by its PAM twin, keeping the
+    very Parameter objects (so tied weights stay tied and frozen ones frozen).  Returns the
+    qualified names replaced."""
     _mode("pam.convert", backward)
     replaced = []
     for name, module in list(model.named_modules()):
@@ -323,15 +324,16 @@ def convert(model: nn.Module, *, offset: float = 1.0, backward: str = "pam") -> 
             if isinstance(child, (PAMLinear, PAMConv2d)):
                 continue
             if isinstance(child, nn.Linear):
-                new = PAMLinear(child.in_features, child.out_features, child.bias is not None,
+                new = PAMLinear(child.in_features, child.out_features, child.bias is not None, device="meta",
                                 offset=offset, backward=backward)
             elif isinstance(child, nn.Conv2d) and child.padding_mode == "zeros" and not isinstance(child.padding, str):
                 new = PAMConv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
-                                child.dilation, child.groups, child.bias is not None, offset=offset, backward=backward)
+                                child.dilation, child.groups, child.bias is not None, offset=offset, backward=backward,
+                                device="meta")
             else:
                 continue
-            new = new.to(device=child.weight.device, dtype=child.weight.dtype)
-            new.load_state_dict(child.state_dict())
+            new.weight, new.bias = child.weight, child.bias  # the same Parameters (meta placeholders dropped)
+            new.train(child.training)
             setattr(module, child_name, new)
             replaced.append(f"{name}.{child_name}" if name else child_name)
     return replaced

@@ -13,6 +13,7 @@ from helpers import (
     run_backend,
     run_without_cpp,
 )
+import torch.nn.functional as F
 from torch import nn
 
 import pyops
@@ -332,3 +333,31 @@ def test_bits_must_be_a_real_int():
     for call in (lambda: fewbit.table("gelu", True), lambda: fewbit.activation("gelu", bits=True),
                  lambda: fewbit.gelu(torch.randn(4), bits=True)):
         assert_raises_naming(call, ValueError, "'bits'")
+
+
+def _hf_like(class_name, forward):
+    """A stand-in for a transformers.activations class (recognised by module and class name)."""
+    return type(class_name, (nn.Module,), {"__module__": "transformers.activations",
+                                           "forward": lambda self, x: forward(x)})()
+
+
+def test_convert_recognises_huggingface_activations():
+    x = torch.randn(64, dtype=torch.float64)
+    cases = {
+        "GELUActivation": (lambda t: F.gelu(t), "FewBitGELU"),
+        "NewGELUActivation": (lambda t: 0.5 * t * (1 + torch.tanh(math.sqrt(2 / math.pi) * (t + 0.044715 * t ** 3))),
+                              "FewBitGELUTanh"),
+        "FastGELUActivation": (lambda t: 0.5 * t * (1 + torch.tanh(t * 0.7978845608 * (1 + 0.044715 * t * t))),
+                               "FewBitGELUTanh"),
+        "SiLUActivation": (F.silu, "FewBitSiLU"),
+        "QuickGELUActivation": (lambda t: t * torch.sigmoid(1.702 * t), "FewBitQuickGELU"),
+    }
+    for cls, (fn, ours) in cases.items():
+        model = nn.Sequential(nn.Linear(4, 4), _hf_like(cls, fn))
+        report = fewbit.convert(model, bits=3)
+        assert report == {"1": f"transformers.activations.{cls} -> {ours}(bits=3)"}, report
+        torch.testing.assert_close(model[1](x), fn(x), atol=1e-6, rtol=1e-6)  # the same function
+    assert fewbit.convert(nn.Sequential(_hf_like("LinearActivation", lambda t: t))) == {}
+    # generic init code (model.apply over modules with a `weight`) is not tripped by a table setting
+    model = nn.Sequential(nn.Linear(3, 3), fewbit.FewBitGELU())
+    model.apply(lambda m: nn.init.zeros_(m.weight) if hasattr(m, "weight") else None)

@@ -425,3 +425,22 @@ def test_softmax_and_layer_norm_empty_and_bad_dim():
     assert pam.layer_norm(torch.empty(3, 0), 0).shape == (3, 0)
     assert pam.layer_norm(torch.empty(0, 3, 4), (3, 4)).shape == (0, 3, 4)
     assert_raises_naming(lambda: pam.softmax(torch.randn(2, 3), dim=5), ValueError, "pam.softmax", "'dim'")
+
+
+def test_convert_keeps_parameters_tied_and_frozen():
+    """pam.convert reuses the Parameter objects: weight tying survives, frozen stays frozen."""
+    emb = nn.Embedding(10, 6)
+    head = nn.Linear(6, 10, bias=False)
+    head.weight = emb.weight  # tied, as BERT's decoder and word embeddings
+    frozen = nn.Linear(6, 6)
+    frozen.requires_grad_(False)
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    model = nn.ModuleDict({"emb": emb, "head": head, "frozen": frozen, "conv": conv})
+    conv_w = conv.weight
+    assert sorted(pam.convert(model)) == ["conv", "frozen", "head"]
+    assert isinstance(model["head"], pam.PAMLinear) and model["head"].weight is model["emb"].weight
+    assert not model["frozen"].weight.requires_grad and not model["frozen"].bias.requires_grad
+    assert model["conv"].weight is conv_w and model["head"].bias is None
+    out = model["head"](torch.randn(2, 6))
+    out.sum().backward()
+    assert model["emb"].weight.grad is not None
