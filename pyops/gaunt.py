@@ -373,6 +373,11 @@ class GauntTensorProduct(nn.Module):
         self._plans = {(torch.get_default_dtype(), torch.device("cpu")): _plan(*self._key, torch.get_default_dtype(),
                                                                                 torch.device("cpu"))}
 
+    def __getstate__(self):
+        # the plans hold closures (not picklable); they are rebuilt on the first forward per dtype/device
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        return {**state, "_plans": {}}
+
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         key = (x1.dtype, x1.device)
         if key not in self._plans:  # built eagerly once per dtype/device, outside any compiled region

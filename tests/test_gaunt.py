@@ -289,3 +289,15 @@ def test_empty_batch_every_route(method):
         assert out.shape == (*shape[:-1], 25)
         out.sum().backward()
         assert x1.grad.shape == x1.shape
+
+
+@pytest.mark.parametrize("method", ["dense", "grid", "fourier"])
+def test_module_pickles_and_copies(method):
+    import copy
+    import pickle
+
+    mod = gaunt.GauntTensorProduct("0e+1o+2e", "0e+1o", method=method)
+    x1, x2 = torch.randn(3, 1, 9), torch.randn(3, 1, 4)
+    want = mod(x1, x2)
+    for clone in (pickle.loads(pickle.dumps(mod)), copy.deepcopy(mod)):
+        torch.testing.assert_close(clone(x1, x2), want)
