@@ -232,7 +232,10 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
            offset: float = 1.0, backward: str = "pam") -> torch.Tensor:
     """``x @ weight.T + bias`` with PAM products (the bias add is an ordinary add)."""
     check(weight.dim() == 2, "pam.linear", "weight", f"must be 2-D [out, in], got shape {tuple(weight.shape)}")
-    out = matmul(x, weight.t(), offset=offset, backward=backward)
+    # weight [1, in]: a reshape, not .t(), so that its gradient comes back with the parameter's
+    # strides (DDP warns about, and copies, gradients whose strides differ from the bucket's)
+    wt = weight.reshape(weight.shape[1], 1) if weight.shape[0] == 1 else weight.t()
+    out = matmul(x, wt, offset=offset, backward=backward)
     return out if bias is None else out + bias
 
 

@@ -90,7 +90,15 @@ def _block_backward(ctx, grad):
         out = ref.convnext2d_block(*inputs, ctx.eps, ctx.framewise)
     wanted = [t for t in inputs if t.requires_grad]
     grads = iter(torch.autograd.grad(out, wanted, grad) if wanted else ())
-    return (*(next(grads) if t.requires_grad else None for t in inputs), None, None)
+    return (*(_strided_like(next(grads), t) if t.requires_grad else None for t in inputs), None, None)
+
+
+def _strided_like(g: Tensor, t: Tensor) -> Tensor:
+    """g with t's strides, size-1 dims included: DDP compares a gradient's strides with its bucket's
+    exactly (conv2d's weight gradient strides a [C, 1, K, K] depthwise kernel differently)."""
+    if g.stride() == t.stride():
+        return g
+    return torch.empty_strided(t.shape, t.stride(), dtype=g.dtype, device=g.device).copy_(g)
 
 
 torch.library.register_autograd("pyops::wavehax_convnext2d_block", _block_backward, setup_context=_block_setup,
