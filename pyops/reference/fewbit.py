@@ -33,3 +33,38 @@ def backward(grad: torch.Tensor, codes: torch.Tensor, levels: torch.Tensor, bits
     idx = decode(codes, grad.numel(), bits)
     acc = torch.float64 if grad.dtype == torch.float64 else torch.float32  # one rounding for half/bf16
     return (levels.to(acc)[idx].reshape(grad.shape) * grad.to(acc)).to(grad.dtype)
+
+
+# ---- the argument checks of csrc/cpu/fewbit_args.h, for the Triton launchers
+_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def check_bits(op: str, bits) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
+        raise ValueError(f"pyops.{op}: argument 'bits' must be in [1, 8], got {bits!r}")
+
+
+def check_encode(op: str, x: torch.Tensor, borders: torch.Tensor, bits: int) -> None:
+    check_bits(op, bits)
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"pyops.{op}: argument 'x' must be a floating tensor, got {x.dtype}")
+    if borders.dim() != 1 or borders.numel() != (1 << bits) - 1:
+        raise ValueError(f"pyops.{op}: argument 'borders' must be 1-D with 2^bits - 1 = {(1 << bits) - 1} entries, "
+                         f"got {tuple(borders.shape)}")
+    if borders.device != x.device:
+        raise ValueError(f"pyops.{op}: argument 'borders' must be on the device of 'x' ({x.device})")
+
+
+def check_backward(op: str, grad: torch.Tensor, codes: torch.Tensor, levels: torch.Tensor, bits: int) -> None:
+    check_bits(op, bits)
+    if grad.dtype not in _FLOATS:
+        raise TypeError(f"pyops.{op}: argument 'grad' must be a floating tensor, got {grad.dtype}")
+    n_codes = (grad.numel() * bits + 7) // 8
+    if codes.dtype != torch.uint8 or codes.dim() != 1 or codes.numel() != n_codes:
+        raise ValueError(f"pyops.{op}: argument 'codes' must be uint8 with ceil(n * bits / 8) = {n_codes} entries, "
+                         f"got {codes.dtype} {tuple(codes.shape)}")
+    if levels.dim() != 1 or levels.numel() != 1 << bits:
+        raise ValueError(f"pyops.{op}: argument 'levels' must be 1-D with 2^bits entries, got {tuple(levels.shape)}")
+    for name, t in (("codes", codes), ("levels", levels)):
+        if t.device != grad.device:
+            raise ValueError(f"pyops.{op}: argument '{name}' must be on the device of 'grad' ({grad.device})")

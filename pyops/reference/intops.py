@@ -258,3 +258,24 @@ def dyadic(ratio: torch.Tensor, max_bit: int = 31):
     mant, exp = torch.frexp(ratio.double())
     m = torch.floor(mant * 2 ** max_bit + 0.5).long()
     return m, (max_bit - exp).long()
+
+
+# ---- the tensor checks of csrc/cpu/intops_args.h, for the Triton launchers
+_INTS = (torch.int8, torch.int16, torch.int32)
+
+
+def check_rows(op: str, x: torch.Tensor) -> None:
+    if x.dtype not in _INTS:
+        raise RuntimeError(f"pyops.{op}: argument 'x' must be int8, int16 or int32, got {x.dtype}")
+    if x.dim() < 1:
+        raise RuntimeError(f"pyops.{op}: argument 'x' must have at least one dimension")
+
+
+def check_channel_constant(op: str, arg: str, t: torch.Tensor, x: torch.Tensor) -> None:
+    """Per-channel int64 constants of shape [C] or [1], on x's device."""
+    channels = x.shape[-1]
+    if t.dtype != torch.int64 or t.dim() != 1 or t.shape[0] not in (channels, 1):
+        raise RuntimeError(f"pyops.{op}: argument '{arg}' must be int64 of shape [{channels}] or [1], got {t.dtype} "
+                           f"{tuple(t.shape)}")
+    if t.device != x.device:
+        raise RuntimeError(f"pyops.{op}: argument '{arg}' must be on the device of 'x' ({x.device}), got {t.device}")

@@ -184,3 +184,42 @@ def bmm_exact_grad(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor, offset:
     for i in range(a.shape[1]):  # dB[s,k,j] += g[s,i,j] * dPAM(A[s,i,k], B[s,k,j])/dB
         gb = gb + mul(g[:, i, None, :], mul_grad_factor(b, a[:, i, :, None], offset))
     return ga.to(out_dtype), gb.to(out_dtype)
+
+
+# ---- the argument checks of csrc/cpu/pam_args.h, for the Triton launchers (raw ops skip the wrappers)
+_FLOATS = (torch.float32, torch.float64, torch.bfloat16)
+
+
+def check_dtype(op: str, arg: str, t: torch.Tensor) -> None:
+    if t.dtype not in _FLOATS:
+        raise TypeError(f"pyops.{op}: argument '{arg}' must be float32, float64 or bfloat16, got {t.dtype}")
+
+
+def check_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    check_dtype(op, "a", a)
+    check_dtype(op, "b", b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"pyops.{op}: arguments 'a' and 'b' must share a dtype, got {a.dtype} and {b.dtype}")
+    if a.device != b.device:
+        raise ValueError(f"pyops.{op}: arguments 'a' and 'b' must be on one device, got {a.device} and {b.device}")
+    try:
+        torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError:
+        raise ValueError(f"pyops.{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
+
+
+def check_bmm(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    check_pair(op, a, b)
+    if a.dim() != 3 or b.dim() != 3:
+        raise ValueError(f"pyops.{op}: arguments 'a' and 'b' must be 3-D [batch, n, k] and [batch, k, m], got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise ValueError(f"pyops.{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not multiply")
+
+
+def check_grad(op: str, g: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    want = (a.shape[0], a.shape[1], b.shape[2])
+    if tuple(g.shape) != want:
+        raise ValueError(f"pyops.{op}: argument 'grad' must have shape {list(want)}, got {tuple(g.shape)}")
+    if g.device != a.device:
+        raise ValueError(f"pyops.{op}: argument 'grad' must be on the device of 'a' ({a.device}), got {g.device}")

@@ -53,6 +53,7 @@ def harmonic_prior(f0: Tensor, noise: Tensor, phase0: Tensor, hop_length: int, s
     """The same prior in closed form, O(T) (the ``pyops::wavehax_harmonic_prior`` oracle):
     sum_{k=1..K} sin(k t) = sin(K t / 2) sin((K + 1) t / 2) / sin(t / 2), with K per frame the
     count of k f0 <= sr/2 (product rounded to float32 as in the official mask)."""
+    check_prior("wavehax_harmonic_prior", f0, noise, phase0, hop_length, sample_rate)
     if noise.numel() == 0:
         return noise.clone()
     k, amplitude = harmonic_counts(f0, sample_rate, power_factor)
@@ -191,3 +192,67 @@ class WavehaxGenerator(nn.Module):
             x = block(x)
         x = self.output_proj(self.output_norm(x))
         return self.stft.inverse(x[:, 0], x[:, 1])
+
+
+# ---- the argument checks of csrc/cpu/wavehax_args.h, for the Triton launchers
+def _vector(op: str, name: str, t: Tensor, n: int, dtype) -> None:
+    if t.dim() != 1 or t.shape[0] != n:
+        raise RuntimeError(f"pyops.{op}: argument '{name}' must have shape [{n}], got {tuple(t.shape)}")
+    if t.dtype != dtype:
+        raise RuntimeError(f"pyops.{op}: argument '{name}' must have dtype {dtype}, got {t.dtype}")
+
+
+def check_block(op: str, x: Tensor, dw: Tensor, norm_weight: Tensor, norm_bias: Tensor, pw1: Tensor, pw1_bias: Tensor,
+                pw2: Tensor, pw2_bias: Tensor, layer_scale: Tensor) -> None:
+    if x.dtype not in (torch.float32, torch.float64):
+        raise RuntimeError(f"pyops.{op}: argument 'x' must have dtype float32 or float64, got {x.dtype}")
+    if x.dim() != 4:
+        raise RuntimeError(f"pyops.{op}: argument 'x' must have shape [batch, freq, frames, channels], got "
+                           f"{tuple(x.shape)}")
+    c = x.shape[3]
+    if dw.dim() != 4 or dw.shape[0] != c or dw.shape[1] != 1 or dw.shape[2] != dw.shape[3] or dw.shape[2] % 2 != 1:
+        raise RuntimeError(f"pyops.{op}: argument 'dw_weight' must have shape [{c}, 1, k, k] with k odd, got "
+                           f"{tuple(dw.shape)}")
+    pad = dw.shape[2] // 2
+    if x.numel() and not (pad < x.shape[1] and pad < x.shape[2]):
+        raise RuntimeError(f"pyops.{op}: argument 'x' needs freq and frames > {pad} for reflect padding, got "
+                           f"{tuple(x.shape)}")
+    if pw1.dim() != 2 or pw1.shape[1] != c or pw1.shape[0] == 0:
+        raise RuntimeError(f"pyops.{op}: argument 'pw1_weight' must have shape [hidden, {c}], got {tuple(pw1.shape)}")
+    h = pw1.shape[0]
+    if pw2.dim() != 2 or tuple(pw2.shape) != (c, h):
+        raise RuntimeError(f"pyops.{op}: argument 'pw2_weight' must have shape [{c}, {h}], got {tuple(pw2.shape)}")
+    for name, t in (("dw_weight", dw), ("pw1_weight", pw1), ("pw2_weight", pw2)):
+        if t.dtype != x.dtype:
+            raise RuntimeError(f"pyops.{op}: argument '{name}' must have x's dtype {x.dtype}, got {t.dtype}")
+    for name, t, n in (("norm_weight", norm_weight, c), ("norm_bias", norm_bias, c), ("pw1_bias", pw1_bias, h),
+                       ("pw2_bias", pw2_bias, c), ("layer_scale", layer_scale, c)):
+        _vector(op, name, t, n, x.dtype)
+    for name, t in (("dw_weight", dw), ("norm_weight", norm_weight), ("norm_bias", norm_bias), ("pw1_weight", pw1),
+                    ("pw1_bias", pw1_bias), ("pw2_weight", pw2), ("pw2_bias", pw2_bias), ("layer_scale", layer_scale)):
+        if t.device != x.device:
+            raise RuntimeError(f"pyops.{op}: argument '{name}' must be on the device of 'x' ({x.device})")
+
+
+def check_prior(op: str, f0: Tensor, noise: Tensor, phase0: Tensor, hop: int, sample_rate: int) -> None:
+    if hop <= 0:
+        raise RuntimeError(f"pyops.{op}: argument 'hop_length' must be positive, got {hop}")
+    if not 0 < sample_rate < 2 ** 31:
+        raise RuntimeError(f"pyops.{op}: argument 'sample_rate' must be in [1, 2^31), got {sample_rate}")
+    if f0.dim() != 3 or f0.shape[1] != 1 or f0.dtype != torch.float32:
+        raise RuntimeError(f"pyops.{op}: argument 'f0' must be float32 [batch, 1, frames], got {f0.dtype} "
+                           f"{tuple(f0.shape)}")
+    b, n = f0.shape[0], f0.shape[2] * hop
+    if tuple(noise.shape) != (b, 1, n) or noise.dtype != torch.float32:
+        raise RuntimeError(f"pyops.{op}: argument 'noise' must be float32 [{b}, 1, {n}], got {noise.dtype} "
+                           f"{tuple(noise.shape)}")
+    if tuple(phase0.shape) != (b,) or phase0.dtype != torch.float64:
+        raise RuntimeError(f"pyops.{op}: argument 'phase0' must be float64 [{b}], got {phase0.dtype} "
+                           f"{tuple(phase0.shape)}")
+    for name, t in (("noise", noise), ("phase0", phase0)):
+        if t.device != f0.device:
+            raise RuntimeError(f"pyops.{op}: argument '{name}' must be on the device of 'f0' ({f0.device})")
+    if f0.numel() and not bool((torch.isfinite(f0) & (f0 >= 0)).all()):
+        raise RuntimeError(f"pyops.{op}: argument 'f0' must be finite and >= 0 (0 = unvoiced)")
+    if phase0.numel() and not bool(torch.isfinite(phase0).all()):
+        raise RuntimeError(f"pyops.{op}: argument 'phase0' must be finite")
