@@ -206,6 +206,12 @@ class WavehaxGenerator(ref.WavehaxGenerator):
 
     def _check(self, cond: Tensor, f0: Tensor) -> None:
         op = "wavehax.WavehaxGenerator"
+        dtype = self.input_proj.weight.dtype
+        check(dtype in (torch.float32, torch.float64), op, "weights",
+              f"are {dtype}: the generator runs in float32 or float64 (its fused blocks have no {dtype} kernel); "
+              "use .float() or .double()", TypeError)
+        check(cond.dtype == dtype, op, "mel", f"must have the model's dtype {dtype}, got {cond.dtype}", TypeError)
+        check(f0.is_floating_point(), op, "f0", f"must be a floating tensor (Hz), got {f0.dtype}", TypeError)
         check(cond.dim() == 3 and cond.shape[1] == self.in_channels, op, "mel",
               f"must have shape [batch, {self.in_channels}, frames], got {tuple(cond.shape)}")
         check(f0.dim() == 3 and f0.shape[1] == 1, op, "f0", f"must have shape [batch, 1, frames], got {tuple(f0.shape)}")
@@ -219,8 +225,9 @@ class WavehaxGenerator(ref.WavehaxGenerator):
         self._check(cond, f0)
         window = self.stft.window.reshape(-1)
         with torch.no_grad():
+            f0 = f0.float()  # the prior is a float32 signal (as in the official code), then the model's dtype
             noise, phase0 = self.prior_randomness(f0, generator)
-            prior = harmonic_prior(f0, self.hop_length, self.sample_rate, noise, phase0)
+            prior = harmonic_prior(f0, self.hop_length, self.sample_rate, noise, phase0).to(cond.dtype)
             real, imag = stft(prior, window, self.hop_length)
         x = torch.stack([real, imag, self.prior_proj(real), self.prior_proj(imag), self.cond_proj(cond)], dim=-1)
         x = F.linear(x, self.input_proj.weight.flatten(1))  # [B, F, T, C] channels-last
