@@ -11,14 +11,15 @@ _GROUPS = 128
 
 
 @triton.jit
-def _store_codes(x, idx, g, borders_ptr, out_ptr, n, n_bytes, BITS: tl.constexpr, NB: tl.constexpr):
-    """Bucketize x [GROUPS, 8] (element indices idx, groups g) and store the groups' BITS bytes each."""
-    code = tl.zeros(x.shape, dtype=tl.int64)
+def _store_codes(x, g, borders_ptr, out_ptr, n_bytes, BITS: tl.constexpr, NB: tl.constexpr):
+    """Bucketize x [GROUPS, 8] (groups g) and store the groups' BITS bytes each.  Lanes past the end
+    hold -inf, whose code is 0 for every border: no mask (and no predicate per lane) lives across the
+    border loop, which made ptxas spill."""
+    code = tl.zeros(x.shape, dtype=tl.int32)  # < 2^8: 32 bits halve the accumulators' registers
     for k in range(NB):
-        code += (x > tl.load(borders_ptr + k)).to(tl.int64)
-    code = tl.where(idx < n, code, 0)
+        code += (x > tl.load(borders_ptr + k)).to(tl.int32)
     j = tl.arange(0, 8)
-    word = tl.sum(code << (BITS * j[None, :]).to(tl.int64), axis=1)
+    word = tl.sum(code.to(tl.int64) << (BITS * j[None, :]).to(tl.int64), axis=1)
     for k in range(BITS):
         pos = g * BITS + k
         tl.store(out_ptr + pos, ((word >> (8 * k)) & 255).to(tl.uint8), mask=pos < n_bytes)
@@ -29,8 +30,8 @@ def _encode_kernel(x_ptr, borders_ptr, out_ptr, n, n_bytes, BITS: tl.constexpr, 
                    GROUPS: tl.constexpr):
     g = tl.program_id(0).to(tl.int64) * GROUPS + tl.arange(0, GROUPS)
     idx = g[:, None] * 8 + tl.arange(0, 8)[None, :]
-    x = tl.load(x_ptr + idx, mask=idx < n, other=0.0).to(tl.float32)
-    _store_codes(x, idx, g, borders_ptr, out_ptr, n, n_bytes, BITS, NB)
+    x = tl.load(x_ptr + idx, mask=idx < n, other=float("-inf")).to(tl.float32)
+    _store_codes(x, g, borders_ptr, out_ptr, n_bytes, BITS, NB)
 
 
 @triton.jit
@@ -101,9 +102,9 @@ def _forward_kernel(x_ptr, y_ptr, borders_ptr, out_ptr, n, n_bytes, FN: tl.const
                     NB: tl.constexpr, GROUPS: tl.constexpr):
     g = tl.program_id(0).to(tl.int64) * GROUPS + tl.arange(0, GROUPS)
     idx = g[:, None] * 8 + tl.arange(0, 8)[None, :]
-    x = tl.load(x_ptr + idx, mask=idx < n, other=0.0).to(tl.float32)
+    x = tl.load(x_ptr + idx, mask=idx < n, other=float("-inf")).to(tl.float32)
     tl.store(y_ptr + idx, _activate(x, FN).to(y_ptr.dtype.element_ty), mask=idx < n)
-    _store_codes(x, idx, g, borders_ptr, out_ptr, n, n_bytes, BITS, NB)
+    _store_codes(x, g, borders_ptr, out_ptr, n_bytes, BITS, NB)
 
 
 @triton.jit

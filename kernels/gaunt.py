@@ -18,15 +18,24 @@ import triton.language as tl
 
 from pyops.reference.gaunt import check_grid_product
 
+# Register budget (scripts/triton_aot.py, sm_80 and sm_90): eight [BLOCK_N, P] spectrum tiles and the
+# [BLOCK_N, PO] projections live in registers, so BLOCK_N * max(P1, P2, PO) <= _TILE_ELEMENTS; and an
+# explicit register cap, without which ptxas trades a few bytes of spills for occupancy (4-12 B at 64-168
+# registers, e.g. float64 at lmax 4, 4 -> 8 on sm_90).  With both, lmax 0..16 (and lmax_out up to
+# 2 lmax + 2) allocate at most 128 registers and spill nothing.
+_TILE_ELEMENTS = {torch.float32: 512, torch.float64: 256}
+_MAXNREG = 128
+
 _R = tl.constexpr(1 / math.sqrt(2))  # kernels may read only constexpr globals
 _TWO_PI = tl.constexpr(2 * math.pi)
 _TWO_SQRT2_PI = tl.constexpr(2 * math.sqrt(2) * math.pi)
 
 
 @triton.jit
-def _spectra(x_ptr, sn, sd, t_ptr, td, rows, rmask, L, P: tl.constexpr):
+def _spectra(x_ptr, sn, sd, t_ptr, td, rows, L, P: tl.constexpr):
     """(Re, Im) of c_mu at +z and at -z as [BLOCK_N, P] tiles over mu = j - L (zero for j > 2L),
-    from the table row t_ptr: c_mu = s_mu (a_mu - i a_-mu), a_m = sum_l x_lm p_l^|m|."""
+    from the table row t_ptr: c_mu = s_mu (a_mu - i a_-mu), a_m = sum_l x_lm p_l^|m|.  ``rows`` are
+    clamped to the last row: no row mask (fewer predicates live across the loops)."""
     j = tl.arange(0, P)
     mu = tl.abs(j - L)
     zero = tl.zeros([rows.shape[0], P], dtype=x_ptr.dtype.element_ty)
@@ -36,9 +45,9 @@ def _spectra(x_ptr, sn, sd, t_ptr, td, rows, rmask, L, P: tl.constexpr):
         ok = mu <= l
         ok_im = ok & (mu > 0)  # m = -mu exists only for mu > 0
         i_re, i_im = l * l + l + mu, l * l + l - mu  # positions of m = +mu, -mu
-        a_re = tl.load(xrow + i_re[None, :] * sd, mask=rmask[:, None] & ok[None, :], other=0.0) * \
+        a_re = tl.load(xrow + i_re[None, :] * sd, mask=ok[None, :], other=0.0) * \
             tl.load(t_ptr + i_re * td, mask=ok, other=0.0)[None, :]
-        a_im = tl.load(xrow + i_im[None, :] * sd, mask=rmask[:, None] & ok_im[None, :], other=0.0) * \
+        a_im = tl.load(xrow + i_im[None, :] * sd, mask=ok_im[None, :], other=0.0) * \
             tl.load(t_ptr + i_im * td, mask=ok_im, other=0.0)[None, :]
         odd = ((l + mu) % 2 == 1)[None, :]  # p_l^m(-z) = (-1)^(l+m) p_l^m(z)
         pr += a_re
@@ -55,18 +64,20 @@ def _spectra(x_ptr, sn, sd, t_ptr, td, rows, rmask, L, P: tl.constexpr):
 
 @triton.jit
 def _project(out_ptr, rows, rmask, DO, t_ptr, td, m3, scale, v_even, v_odd, LO, PO: tl.constexpr):
-    """out[rows, (l3, m3)] += scale * p_(l3, m3) * (v_even if l3 + m3 is even else v_odd), l3 = |m3|..LO."""
+    """out[rows, (l3, m3)] += scale * p_(l3, m3) * (v_even if l3 + m3 is even else v_odd), l3 = |m3|..LO;
+    ``rows`` clamped to the last row, ``rmask`` the rows that exist (stored)."""
     l3 = tl.arange(0, PO)
     ok = (l3 >= tl.abs(m3)) & (l3 <= LO)
     pos = l3 * l3 + l3 + m3
     p = tl.load(t_ptr + pos * td, mask=ok, other=0.0) * scale
     v = tl.where(((l3 + m3) % 2 == 1)[None, :], v_odd[:, None], v_even[:, None]) * p[None, :]
     ptr = out_ptr + rows[:, None] * DO + pos[None, :]
-    m = rmask[:, None] & ok[None, :]
-    tl.store(ptr, tl.load(ptr, mask=m, other=0.0) + v, mask=m)
+    tl.store(ptr, tl.load(ptr, mask=ok[None, :], other=0.0) + v, mask=rmask[:, None] & ok[None, :])
 
 
-@triton.jit
+# sizes and degrees stay runtime ints when equal to 1: a constexpr 1 would add compiled variants
+# (loops of fixed trip count unrolled) for every degree-1 combination
+@triton.jit(do_not_specialize=["N", "K", "L1", "L2", "LO", "NU", "DO"])
 def _grid_product_kernel(x1_ptr, s1n, s1d, x2_ptr, s2n, s2d, t_ptr, tk, td, w_ptr, wk, out_ptr, scratch_ptr,
                          N, K, L1, L2, LO, NU, DO, BLOCK_N: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr,
                          PO: tl.constexpr):
@@ -74,14 +85,15 @@ def _grid_product_kernel(x1_ptr, s1n, s1d, x2_ptr, s2n, s2d, t_ptr, tk, td, w_pt
     r = tl.arange(0, BLOCK_N)
     rows = pid * BLOCK_N + r
     rmask = rows < N
+    rows_in = tl.minimum(rows, N - 1)  # rows past the end read the last row; their outputs are masked
     j1 = tl.arange(0, P1)
     # this program's scratch [4, P2, BLOCK_N] (rows fastest: coalesced): c2 re/im at +z, -z
     sc = scratch_ptr + pid * (4 * P2 * BLOCK_N) + r[:, None]
     sc_tile = sc + tl.arange(0, P2)[None, :] * BLOCK_N
     for k in range(K):
         tr = t_ptr + k * tk
-        ap_r, ap_i, am_r, am_i = _spectra(x1_ptr, s1n, s1d, tr, td, rows, rmask, L1, P1)
-        bp_r, bp_i, bm_r, bm_i = _spectra(x2_ptr, s2n, s2d, tr, td, rows, rmask, L2, P2)
+        ap_r, ap_i, am_r, am_i = _spectra(x1_ptr, s1n, s1d, tr, td, rows_in, L1, P1)
+        bp_r, bp_i, bm_r, bm_i = _spectra(x2_ptr, s2n, s2d, tr, td, rows_in, L2, P2)
         tl.debug_barrier()  # the previous node's gathers are done before the overwrite
         tl.store(sc_tile, bp_r)
         tl.store(sc_tile + P2 * BLOCK_N, bp_i)
@@ -102,10 +114,11 @@ def _grid_product_kernel(x1_ptr, s1n, s1d, x2_ptr, s2n, s2d, t_ptr, tk, td, w_pt
             dm_r = tl.sum(am_r * cm_r - am_i * cm_i, axis=1)
             dm_i = tl.sum(am_r * cm_i + am_i * cm_r, axis=1)
             # even-(l3+m3) outputs take H(+z) + H(-z), odd ones H(+z) - H(-z)
-            _project(out_ptr, rows, rmask, DO, tr, td, nu, tl.where(nu > 0, w * _TWO_SQRT2_PI, w * _TWO_PI),
+            _project(out_ptr, rows_in, rmask, DO, tr, td, nu, tl.where(nu > 0, w * _TWO_SQRT2_PI, w * _TWO_PI),
                      dp_r + dm_r, dp_r - dm_r, LO, PO)
             if nu > 0:
-                _project(out_ptr, rows, rmask, DO, tr, td, -nu, -w * _TWO_SQRT2_PI, dp_i + dm_i, dp_i - dm_i, LO, PO)
+                _project(out_ptr, rows_in, rmask, DO, tr, td, -nu, -w * _TWO_SQRT2_PI, dp_i + dm_i, dp_i - dm_i, LO,
+                         PO)
 
 
 def grid_product(x1, x2, table, weights, lmax_out):
@@ -115,12 +128,11 @@ def grid_product(x1, x2, table, weights, lmax_out):
     if n == 0:
         return out
     p1, p2, po = (triton.next_power_of_2(v) for v in (2 * l1 + 1, 2 * l2 + 1, lmax_out + 1))
-    # eight [BLOCK_N, P] spectrum tiles live in registers: BLOCK_N * P <= 512 keeps fp64 free of spills on sm_90
-    block_n = max(1, min(32, 512 // max(p1, p2)))
+    block_n = max(1, min(32, _TILE_ELEMENTS[x1.dtype] // max(p1, p2, po)))
     grid = triton.cdiv(n, block_n)
     scratch = torch.empty(grid * 4 * p2 * block_n, dtype=x1.dtype, device=x1.device)
     _grid_product_kernel[(grid,)](x1, x1.stride(0), x1.stride(1), x2, x2.stride(0), x2.stride(1), table,
                                   table.stride(0), table.stride(1), weights, weights.stride(0), out, scratch, n,
                                   table.shape[0], l1, l2, lmax_out, min(lmax_out, l1 + l2), d_out, BLOCK_N=block_n,
-                                  P1=p1, P2=p2, PO=po)
+                                  P1=p1, P2=p2, PO=po, maxnreg=_MAXNREG)
     return out

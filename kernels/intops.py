@@ -1,6 +1,7 @@
-"""intops Triton kernels: one program per row (rows padded to a power of two),
-int64 arithmetic with floor semantics made explicit (Triton's ``//`` truncates
-on a GPU and floors in the interpreter; ``_floor_div`` is right for both)."""
+"""intops Triton kernels: one program per row (a row of up to MAX_BLOCK elements in one tile padded
+to a power of two, longer rows in MAX_BLOCK-wide tiles over several passes), int64 arithmetic with
+floor semantics made explicit (Triton's ``//`` truncates on a GPU and floors in the interpreter;
+``_floor_div`` is right for both)."""
 
 import torch
 import triton
@@ -53,48 +54,91 @@ def _ibert_parts(x, x0, b, c):
 
 
 @triton.jit
-def _softmax_kernel(x_ptr, o_ptr, n, x0, b, c, out_shift, IBERT: tl.constexpr, BLOCK: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, BLOCK)
-    m = cols < n
-    # padding lanes get the int64 minimum after widening (an `other` would be cast to int8)
-    x = tl.where(m, tl.load(x_ptr + row * n + cols, mask=m, other=0).to(tl.int64), -(2 ** 62))
-    x = x - tl.max(x, axis=0)
-    if IBERT:
-        z, q = _ibert_parts(x, x0.to(tl.int64), b.to(tl.int64), c.to(tl.int64))
-        e = tl.where(z > 0, _round_div(tl.maximum(z, 0) * 32767, c.to(tl.int64) << q), 0)
-        e = tl.where(m, e, 0)
-        factor = (1 << 32) // tl.sum(e, axis=0)
-    else:
-        e = tl.where(m, _shift_exp(x, x0.to(tl.int64), 15), 0)
-        factor = 2147483647 // tl.minimum(tl.sum(e, axis=0), 2147483647)
-    tl.store(o_ptr + row * n + cols, ((e * factor) >> out_shift).to(tl.int32), mask=m)
+def _i64(v):
+    """v widened to int64 without ``.to``: Triton passes an int argument equal to 1 as a Python int."""
+    return v + tl.zeros([], tl.int64)
 
 
 @triton.jit
-def _shiftgelu_kernel(x_ptr, o_ptr, n, x0, out_shift, BLOCK: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, BLOCK)
+def _load_row(x_row, start, n, BLOCK: tl.constexpr):
+    """(cols, mask, int64 values) of the row's tile [start, start + BLOCK); padding lanes get the
+    int64 minimum after widening (an ``other`` would be cast to the input's dtype)."""
+    cols = start + tl.arange(0, BLOCK)
     m = cols < n
-    # padding lanes get the int64 minimum after widening (an `other` would be cast to int8)
-    x = tl.where(m, tl.load(x_ptr + row * n + cols, mask=m, other=0).to(tl.int64), -(2 ** 62))
-    x0 = x0.to(tl.int64)
-    mx = tl.max(x, axis=0)
+    return cols, m, tl.where(m, tl.load(x_row + cols, mask=m, other=0).to(tl.int64), -(2 ** 62))
+
+
+@triton.jit
+def _softmax_exp(x, m, x0, b, c, IBERT: tl.constexpr):
+    """Exponentials of x - rowmax (zero in the padding lanes)."""
+    if IBERT:
+        z, q = _ibert_parts(x, x0, b, c)
+        e = tl.where(z > 0, _round_div(tl.maximum(z, 0) * 32767, c << q), 0)
+    else:
+        e = _shift_exp(x, x0, 15)
+    return tl.where(m, e, 0)
+
+
+@triton.jit
+def _softmax_kernel(x_ptr, o_ptr, n, x0, b, c, out_shift, IBERT: tl.constexpr, BLOCK: tl.constexpr,
+                    ONE_PASS: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    x_row, o_row = x_ptr + row * n, o_ptr + row * n
+    x0, b, c = _i64(x0), _i64(b), _i64(c)
+    if ONE_PASS:  # the row fits one tile: read once, kept in registers
+        cols, m, x = _load_row(x_row, 0, n, BLOCK)
+        x = x - tl.max(x, axis=0)
+        e = _softmax_exp(x, m, x0, b, c, IBERT)
+        total = tl.sum(e, axis=0)
+    else:  # longer rows: max, sum and write passes over BLOCK-wide tiles (integer sums: same result)
+        mx = tl.full([], -(2 ** 62), tl.int64)
+        for start in range(0, n, BLOCK):
+            cols, m, x = _load_row(x_row, start, n, BLOCK)
+            mx = tl.maximum(mx, tl.max(x, axis=0))
+        total = tl.zeros([], tl.int64)
+        for start in range(0, n, BLOCK):
+            cols, m, x = _load_row(x_row, start, n, BLOCK)
+            total += tl.sum(_softmax_exp(x - mx, m, x0, b, c, IBERT), axis=0)
+    if IBERT:
+        factor = (1 << 32) // total
+    else:
+        factor = 2147483647 // tl.minimum(total, 2147483647)
+    if ONE_PASS:
+        tl.store(o_row + cols, ((e * factor) >> out_shift).to(tl.int32), mask=m)
+    else:
+        for start in range(0, n, BLOCK):
+            cols, m, x = _load_row(x_row, start, n, BLOCK)
+            e = _softmax_exp(x - mx, m, x0, b, c, IBERT)
+            tl.store(o_row + cols, ((e * factor) >> out_shift).to(tl.int32), mask=m)
+
+
+@triton.jit
+def _shiftgelu_tile(x, mx, x0, out_shift):
     e = _shift_exp(x - mx, x0, 23)
     total = tl.minimum(e + _shift_exp(-mx + tl.zeros_like(x), x0, 23), 2147483647)
-    tl.store(o_ptr + row * n + cols, x * ((e * (2147483647 // total)) >> out_shift), mask=m)
+    return x * ((e * (2147483647 // total)) >> out_shift)
 
 
 @triton.jit
-def _layernorm_kernel(x_ptr, bias_ptr, o_ptr, n, shift, EXACT: tl.constexpr, BLOCK: tl.constexpr):
+def _shiftgelu_kernel(x_ptr, o_ptr, n, x0, out_shift, BLOCK: tl.constexpr, ONE_PASS: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, BLOCK)
-    m = cols < n
-    x = tl.load(x_ptr + row * n + cols, mask=m, other=0).to(tl.int64)
-    mean = _round_div(tl.sum(x, axis=0), n.to(tl.int64))
-    y = tl.where(m, x - mean, 0)
-    ys = y >> shift
-    var = tl.sum(ys * ys, axis=0)
+    x_row, o_row = x_ptr + row * n, o_ptr + row * n
+    x0 = _i64(x0)
+    if ONE_PASS:
+        cols, m, x = _load_row(x_row, 0, n, BLOCK)
+        tl.store(o_row + cols, _shiftgelu_tile(x, tl.max(x, axis=0), x0, out_shift), mask=m)
+    else:  # max pass, then write pass
+        mx = tl.full([], -(2 ** 62), tl.int64)
+        for start in range(0, n, BLOCK):
+            cols, m, x = _load_row(x_row, start, n, BLOCK)
+            mx = tl.maximum(mx, tl.max(x, axis=0))
+        for start in range(0, n, BLOCK):
+            cols, m, x = _load_row(x_row, start, n, BLOCK)
+            tl.store(o_row + cols, _shiftgelu_tile(x, mx, x0, out_shift), mask=m)
+
+
+@triton.jit
+def _layernorm_factor(var, shift, EXACT: tl.constexpr):
     if EXACT:
         std = _isqrt(var) << shift
         factor = tl.where(std > 0, (1 << 31) // tl.maximum(std, 1), 0)
@@ -103,8 +147,45 @@ def _layernorm_kernel(x_ptr, bias_ptr, o_ptr, n, shift, EXACT: tl.constexpr, BLO
         for i in range(10):
             k = (k + var // k) >> 1
         factor = 2147483647 // (k << shift)
-    bias = tl.load(bias_ptr + cols, mask=m, other=0)
-    tl.store(o_ptr + row * n + cols, (((y * factor) >> 1) + bias).to(tl.int32), mask=m)
+    return factor
+
+
+@triton.jit
+def _layernorm_kernel(x_ptr, bias_ptr, o_ptr, n, shift, EXACT: tl.constexpr, BLOCK: tl.constexpr,
+                      ONE_PASS: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    x_row, o_row = x_ptr + row * n, o_ptr + row * n
+    if ONE_PASS:
+        cols = tl.arange(0, BLOCK)
+        m = cols < n
+        x = tl.load(x_row + cols, mask=m, other=0).to(tl.int64)
+        mean = _round_div(tl.sum(x, axis=0), _i64(n))
+        y = tl.where(m, x - mean, 0)
+        ys = y >> shift
+        var = tl.sum(ys * ys, axis=0)
+    else:  # sum, variance and write passes
+        total = tl.zeros([], tl.int64)
+        for start in range(0, n, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            total += tl.sum(tl.load(x_row + cols, mask=cols < n, other=0).to(tl.int64), axis=0)
+        mean = _round_div(total, _i64(n))
+        var = tl.zeros([], tl.int64)
+        for start in range(0, n, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            m = cols < n
+            ys = tl.where(m, tl.load(x_row + cols, mask=m, other=0).to(tl.int64) - mean, 0) >> shift
+            var += tl.sum(ys * ys, axis=0)
+    factor = _layernorm_factor(var, shift, EXACT)
+    if ONE_PASS:
+        bias = tl.load(bias_ptr + cols, mask=m, other=0)
+        tl.store(o_row + cols, (((y * factor) >> 1) + bias).to(tl.int32), mask=m)
+    else:
+        for start in range(0, n, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            m = cols < n
+            y = tl.where(m, tl.load(x_row + cols, mask=m, other=0).to(tl.int64) - mean, 0)
+            bias = tl.load(bias_ptr + cols, mask=m, other=0)
+            tl.store(o_row + cols, (((y * factor) >> 1) + bias).to(tl.int32), mask=m)
 
 
 @triton.jit
@@ -127,7 +208,7 @@ def _exp_kernel(x_ptr, o_ptr, numel, x0, b, c, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     m = offs < numel
     x = tl.load(x_ptr + offs, mask=m, other=0).to(tl.int64)
-    z, q = _ibert_parts(x, x0.to(tl.int64), b.to(tl.int64), c.to(tl.int64))
+    z, q = _ibert_parts(x, _i64(x0), _i64(b), _i64(c))
     tl.store(o_ptr + offs, tl.maximum(z * (tl.full([], 1, tl.int64) << (30 - q)), 0), mask=m)
 
 
@@ -155,34 +236,47 @@ def _requantize_kernel(x_ptr, m_ptr, e_ptr, o_ptr, numel, channels, lo, hi, BLOC
     tl.store(o_ptr + offs, tl.minimum(tl.maximum(v, lo), hi).to(tl.int32), mask=msk)
 
 
-def _rows(x):
+# The widest tile of a row kernel: one tile holds the row in registers (one read); longer rows
+# loop over tiles of this width (max / sum / write passes), so every row length compiles and none
+# spills (scripts/triton_aot.py checks both paths for sm_80 and sm_90).
+MAX_BLOCK = 1024
+
+
+def _rows(op, x, block):
+    """(x contiguous, row length, rows, tile width, whether one tile holds the row)."""
+    cap = MAX_BLOCK if block is None else block
+    if not (isinstance(cap, int) and 1 <= cap <= 2 ** 16 and cap & (cap - 1) == 0):
+        raise ValueError(f"pyops.{op}: argument 'block' must be a power of two in [1, 65536], got {block!r}")
     x = x.contiguous()
     n = x.shape[-1]
-    return x, n, (x.numel() // n if n else 0), triton.next_power_of_2(max(n, 1))
+    width = min(triton.next_power_of_2(max(n, 1)), cap)
+    return x, n, (x.numel() // n if n else 0), width, n <= width
 
 
-def softmax(x, x0, b, c, output_bits, method):
-    x, n, rows, block = _rows(x)
+def softmax(x, x0, b, c, output_bits, method, block=None):
+    """``block``: the widest row tile (a power of two, default MAX_BLOCK); longer rows take several."""
+    x, n, rows, width, one_pass = _rows("intops_softmax", x, block)
     out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
     if rows:
-        _softmax_kernel[(rows,)](x, out, n, x0, b, c, 32 - output_bits, IBERT=method == "ibert", BLOCK=block)
+        _softmax_kernel[(rows,)](x, out, n, x0, b, c, 32 - output_bits, IBERT=method == "ibert", BLOCK=width,
+                                 ONE_PASS=one_pass)
     return out
 
 
-def shiftgelu(x, x0, output_bits):
-    x, n, rows, block = _rows(x)
+def shiftgelu(x, x0, output_bits, block=None):
+    x, n, rows, width, one_pass = _rows("intops_shiftgelu", x, block)
     out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
     if rows:
-        _shiftgelu_kernel[(rows,)](x, out, n, x0, 32 - output_bits, BLOCK=block)
+        _shiftgelu_kernel[(rows,)](x, out, n, x0, 32 - output_bits, BLOCK=width, ONE_PASS=one_pass)
     return out
 
 
-def layernorm(x, bias_int, shift, isqrt):
-    x, n, rows, block = _rows(x)
+def layernorm(x, bias_int, shift, isqrt, block=None):
+    x, n, rows, width, one_pass = _rows("intops_layernorm", x, block)
     out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
     if rows:
         bias = bias_int.long().expand(n).contiguous()
-        _layernorm_kernel[(rows,)](x, bias, out, n, shift, EXACT=isqrt == "exact", BLOCK=block)
+        _layernorm_kernel[(rows,)](x, bias, out, n, shift, EXACT=isqrt == "exact", BLOCK=width, ONE_PASS=one_pass)
     return out
 
 

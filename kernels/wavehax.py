@@ -5,8 +5,9 @@
   device); the lane folds it to [-pi, pi) and evaluates the closed-form harmonic sum in float64.
 * convnext2d_block: the depthwise conv and the norm statistics run as torch ops; one Triton
   program then takes BLOCK_P positions through normalise -> PW1 -> GELU -> PW2 -> layer scale ->
-  residual, the [BLOCK_P, H] hidden tile never leaving registers.  float32 only (float64 takes
-  the reference).
+  residual, the hidden activations never leaving registers: they are made and consumed in tiles
+  of at most HIDDEN_TILE, channels in tiles of at most CHANNEL_TILE, so no tile grows with C or H.
+  float32 only (float64 takes the reference).
 """
 
 import torch
@@ -16,8 +17,17 @@ import triton.language as tl
 
 from pyops.reference import wavehax as ref
 
-_BLOCK = 256
+_BLOCK = 128  # one sample per thread: 256 spills on sm_80 (fp64 sin; scripts/triton_aot.py)
+# The fused block: BLOCK_P positions per program; the widest channel and hidden tiles.  The fp32
+# dots run on FMAs and hold their operands' rows in registers: with 4 warps and whole-C, whole-H
+# tiles, C = 64, H = 128 spilled and C = 128, H = 512 asked for 328 KB of shared memory.  These tiles
+# (narrower where rows are not multiples of 16) and 8 warps stay spill-free at <= 186 registers and
+# 90 KB of shared memory for C from 1 to 2048 and H from 1 to 8192 (scripts/triton_aot.py).  The
+# official C = 32, H = 64 is one tile of each.
 _BLOCK_P = 32
+_NUM_WARPS = 8
+CHANNEL_TILE = 64
+HIDDEN_TILE = 64
 
 
 @triton.jit
@@ -56,33 +66,88 @@ def harmonic_prior(f0, noise, phase0, hop_length, sample_rate, power_factor):
 
 
 @triton.jit
+def _normalised(h_ptr, scale_ptr, shift_ptr, p, g, c, m, C):
+    """The LayerNorm2d output a = h * scale + shift of positions p (norm groups g), channels c."""
+    gc = g[:, None] * C + c[None, :]
+    return tl.load(h_ptr + p[:, None] * C + c[None, :], mask=m, other=0.0) * \
+        tl.load(scale_ptr + gc, mask=m, other=0.0) + tl.load(shift_ptr + gc, mask=m, other=0.0)
+
+
+@triton.jit
+def _hidden(a, w1t_ptr, ci, cim, j, jm, H, u):
+    """u + a @ W1^T[ci, j] for one channel tile ci of the input (padded lanes are zero)."""
+    w1 = tl.load(w1t_ptr + ci[:, None] * H + j[None, :], mask=cim[:, None] & jm[None, :], other=0.0)
+    return tl.dot(a, w1, u, input_precision="ieee")
+
+
+@triton.jit
+def _gelu(u):
+    return 0.5 * u * (1.0 + tl.erf(u * 0.7071067811865476))  # padded lanes: gelu(0) = 0
+
+
+@triton.jit
 def _pointwise_kernel(h_ptr, x_ptr, scale_ptr, shift_ptr, w1t_ptr, b1_ptr, w2t_ptr, b2_ptr, out_ptr, n_pos,
-                      n_freq, n_frames, C, H, FRAMEWISE: tl.constexpr, BLOCK_P: tl.constexpr, CP: tl.constexpr,
-                      HP: tl.constexpr):
+                      n_freq, n_frames, C, H, FRAMEWISE: tl.constexpr, BLOCK_P: tl.constexpr, CT: tl.constexpr,
+                      HT: tl.constexpr, ONE_C_TILE: tl.constexpr):
+    """BLOCK_P positions through normalise -> PW1 -> GELU -> PW2 -> residual, the hidden layer in
+    HT-wide tiles (each tile's PW2 product accumulated at once).  Channels: one CT-wide tile when
+    C <= CT (ONE_C_TILE, the normalised input loaded once); otherwise CT-wide output tiles, each
+    recomputing the hidden tiles from CT-wide input tiles, so no tile grows with C or H."""
     p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
-    c = tl.arange(0, CP)
-    j = tl.arange(0, HP)
-    pm, cm, jm = p < n_pos, c < C, j < H
-    m = pm[:, None] & cm[None, :]
+    pm = p < n_pos
     b = p // (n_freq * n_frames)
     g = b * n_frames + p % n_frames if FRAMEWISE else b  # norm group: frame or utterance
-    rows = p[:, None] * C + c[None, :]
-    gc = g[:, None] * C + c[None, :]
-    a = tl.load(h_ptr + rows, mask=m, other=0.0) * tl.load(scale_ptr + gc, mask=m, other=0.0) + \
-        tl.load(shift_ptr + gc, mask=m, other=0.0)
-    w1 = tl.load(w1t_ptr + c[:, None] * H + j[None, :], mask=cm[:, None] & jm[None, :], other=0.0)
-    u = tl.dot(a, w1, input_precision="ieee") + tl.load(b1_ptr + j, mask=jm, other=0.0)[None, :]
-    u = 0.5 * u * (1.0 + tl.erf(u * 0.7071067811865476))  # padded lanes: gelu(0) = 0
-    w2 = tl.load(w2t_ptr + j[:, None] * C + c[None, :], mask=jm[:, None] & cm[None, :], other=0.0)
-    o = tl.dot(u, w2, input_precision="ieee") + tl.load(b2_ptr + c, mask=cm, other=0.0)[None, :]
-    tl.store(out_ptr + rows, o + tl.load(x_ptr + rows, mask=m, other=0.0), mask=m)
+    ct = tl.arange(0, CT)
+    ht = tl.arange(0, HT)
+    if ONE_C_TILE:
+        cm = ct < C
+        m = pm[:, None] & cm[None, :]
+        a = _normalised(h_ptr, scale_ptr, shift_ptr, p, g, ct, m, C)
+        acc = tl.zeros((BLOCK_P, CT), dtype=tl.float32)
+        for h0 in range(0, H, HT):
+            j = h0 + ht
+            jm = j < H
+            u = _hidden(a, w1t_ptr, ct, cm, j, jm, H, tl.zeros((BLOCK_P, HT), dtype=tl.float32))
+            u = _gelu(u + tl.load(b1_ptr + j, mask=jm, other=0.0)[None, :])
+            w2 = tl.load(w2t_ptr + j[:, None] * C + ct[None, :], mask=jm[:, None] & cm[None, :], other=0.0)
+            acc = tl.dot(u, w2, acc, input_precision="ieee")
+        rows = p[:, None] * C + ct[None, :]
+        o = acc + tl.load(b2_ptr + ct, mask=cm, other=0.0)[None, :]
+        tl.store(out_ptr + rows, o + tl.load(x_ptr + rows, mask=m, other=0.0), mask=m)
+    else:
+        for c0 in range(0, C, CT):
+            co = c0 + ct
+            com = co < C
+            acc = tl.zeros((BLOCK_P, CT), dtype=tl.float32)
+            for h0 in range(0, H, HT):
+                j = h0 + ht
+                jm = j < H
+                u = tl.zeros((BLOCK_P, HT), dtype=tl.float32)
+                for k0 in range(0, C, CT):
+                    ci = k0 + ct
+                    cim = ci < C
+                    a = _normalised(h_ptr, scale_ptr, shift_ptr, p, g, ci, pm[:, None] & cim[None, :], C)
+                    u = _hidden(a, w1t_ptr, ci, cim, j, jm, H, u)
+                u = _gelu(u + tl.load(b1_ptr + j, mask=jm, other=0.0)[None, :])
+                w2 = tl.load(w2t_ptr + j[:, None] * C + co[None, :], mask=jm[:, None] & com[None, :], other=0.0)
+                acc = tl.dot(u, w2, acc, input_precision="ieee")
+            m = pm[:, None] & com[None, :]
+            rows = p[:, None] * C + co[None, :]
+            o = acc + tl.load(b2_ptr + co, mask=com, other=0.0)[None, :]
+            tl.store(out_ptr + rows, o + tl.load(x_ptr + rows, mask=m, other=0.0), mask=m)
 
 
 def convnext2d_block(x, dw_weight, norm_weight, norm_bias, pw1_weight, pw1_bias, pw2_weight, pw2_bias, layer_scale,
-                     eps, framewise):
+                     eps, framewise, channel_tile=None, hidden_tile=None):
+    """``channel_tile`` / ``hidden_tile``: the widest channel / hidden tile (powers of two >= 16,
+    default CHANNEL_TILE / HIDDEN_TILE)."""
     if x.dtype != torch.float32:
         return ref.convnext2d_block(x, dw_weight, norm_weight, norm_bias, pw1_weight, pw1_bias, pw2_weight, pw2_bias,
                                     layer_scale, eps, framewise)
+    for name, v in (("channel_tile", channel_tile), ("hidden_tile", hidden_tile)):
+        if v is not None and not (isinstance(v, int) and 16 <= v <= 1024 and v & (v - 1) == 0):
+            raise ValueError(f"pyops.wavehax_convnext2d_block: argument '{name}' must be a power of two in "
+                             f"[16, 1024], got {v!r}")
     x = x.contiguous()
     out = torch.empty_like(x)
     if x.numel() == 0:
@@ -100,9 +165,17 @@ def convnext2d_block(x, dw_weight, norm_weight, norm_bias, pw1_weight, pw1_bias,
     w2t = (pw2_weight * layer_scale.unsqueeze(1)).t().contiguous()
     b2 = (pw2_bias * layer_scale).contiguous()
     n_pos = bsz * n_freq * n_frames
-    cp, hp = max(16, triton.next_power_of_2(c)), max(16, triton.next_power_of_2(hidden))
+    # tl.dot needs every dimension >= 16.  Rows of C or H not a multiple of 16 load element by element
+    # (no vector loads, an address per element): narrower tiles keep those free of spills
+    ct_max = CHANNEL_TILE if c % 16 == 0 or c <= CHANNEL_TILE else CHANNEL_TILE // 2
+    ct = min(max(16, triton.next_power_of_2(c)), channel_tile or ct_max)
+    if c % 16 == 0:
+        ht_max = HIDDEN_TILE if hidden % 16 == 0 else HIDDEN_TILE // 2
+    else:
+        ht_max = HIDDEN_TILE // 4 if ct == CHANNEL_TILE else HIDDEN_TILE // 2
+    ht = min(max(16, triton.next_power_of_2(hidden)), hidden_tile or ht_max)
     _pointwise_kernel[(triton.cdiv(n_pos, _BLOCK_P),)](h, x, scale, shift, w1t, pw1_bias.contiguous(), w2t, b2, out,
                                                        n_pos, n_freq, n_frames, c, hidden, FRAMEWISE=framewise,
-                                                       BLOCK_P=_BLOCK_P, CP=cp, HP=hp)
+                                                       BLOCK_P=_BLOCK_P, CT=ct, HT=ht, ONE_C_TILE=c <= ct,
+                                                       num_warps=_NUM_WARPS)
     return out
-

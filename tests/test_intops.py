@@ -11,6 +11,7 @@ from helpers import (
     opcheck,
     run_backend,
     run_without_cpp,
+    triton_device,
 )
 from torch import nn
 
@@ -92,6 +93,55 @@ def test_layernorm_bit_exact(backend, isqrt, dtype):
         want = ref.layernorm(x, bias_int, shift, isqrt)
         assert_same(run_backend(backend, ops.intops_layernorm, _triton("layernorm"), noncontig(x), bias_int, shift,
                                 isqrt), want)
+
+
+@pytest.mark.skipif(tk is None, reason="triton not installed")
+@pytest.mark.parametrize("n,block", [(5000, 1024), (300, 64), (65, 64), (64, 64), (1, None)])
+def test_row_kernels_tile_long_rows_bit_exact(n, block):
+    """Rows longer than the tile (MAX_BLOCK by default, or a forced block) take the multi-pass path
+    (max / sum / write over tiles): bit-exact like the one-tile path, tails and all."""
+    dev = triton_device()
+    if block is None:
+        assert n <= tk.MAX_BLOCK
+    else:
+        assert block <= tk.MAX_BLOCK
+    for dtype, hi in [(torch.int8, 127), (torch.int32, 20000)]:
+        x = _ints((3, n), dtype, -hi, hi, seed=n)
+        xd = x.to(dev)
+        for method, consts in [("ibert", ref.ibert_exp_constants(0.05)), ("shiftmax", (ref.shift_x0(0.05), 0, 0))]:
+            assert_same(tk.softmax(xd, *consts, 8, method, block).cpu(), ref.softmax(x, *consts, 8, method))
+        x0 = ref.shift_x0(ref.SHIFTGELU_ALPHA * 0.01)
+        assert_same(tk.shiftgelu(xd, x0, 8, block).cpu(), ref.shiftgelu(x, x0, 8))
+        bias_int = _ints((n,), torch.int64, -1000, 1000)
+        for isqrt, shift in [("exact", 0), ("newton", 1), ("exact", 2)]:
+            assert_same(tk.layernorm(xd, bias_int.to(dev), shift, isqrt, block).cpu(),
+                        ref.layernorm(x, bias_int, shift, isqrt))
+
+
+@pytest.mark.skipif(tk is None, reason="triton not installed")
+def test_row_kernels_default_tile_and_bad_block():
+    """A row one longer than MAX_BLOCK loops with the default tile; the tile must be a power of two."""
+    n = tk.MAX_BLOCK + 1
+    x = _ints((2, n), torch.int16, -3000, 3000)
+    consts = ref.ibert_exp_constants(0.02)
+    assert_same(tk.softmax(x.to(triton_device()), *consts, 8, "ibert").cpu(), ref.softmax(x, *consts, 8, "ibert"))
+    for bad in (0, 3, 1.5):
+        assert_raises_naming(lambda: tk.softmax(x, *consts, 8, "ibert", bad), ValueError, "intops_softmax", "'block'")
+
+
+@pytest.mark.skipif(tk is None, reason="triton not installed")
+def test_triton_constants_equal_to_one():
+    """I-BERT constants b = c = 1 (scale 1.5) and one-element rows: on a GPU Triton passes ints equal
+    to 1 as constexprs (scripts/triton_aot.py compiles these); here the results stay exact."""
+    dev = triton_device()
+    consts = ref.ibert_exp_constants(1.5)
+    assert consts[1:] == (1, 1)
+    x = _ints((4, 9), torch.int8, -3, 3)
+    assert_same(tk.softmax(x.to(dev), *consts, 8, "ibert").cpu(), ref.softmax(x, *consts, 8, "ibert"))
+    assert_same(tk.int_exp((-x.abs()).to(dev), *consts).cpu(), ref.int_exp(-x.abs(), *consts))
+    col = _ints((5, 1), torch.int16, -300, 300)
+    assert_same(tk.layernorm(col.to(dev), torch.tensor([7]).to(dev), 1, "exact").cpu(),
+                ref.layernorm(col, torch.tensor([7]), 1, "exact"))
 
 
 def test_isqrt_exact_on_edges():

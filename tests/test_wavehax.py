@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from helpers import assert_raises_naming, family_backends, noncontig, opcheck, run_backend
+from helpers import assert_raises_naming, family_backends, noncontig, opcheck, run_backend, to, triton_device
 
 from pyops import wavehax
 from pyops.reference import wavehax as ref
@@ -184,6 +184,23 @@ def test_block_op_noncontiguous_empty_and_float64(backend):
     args = _block_args(5, True, torch.float64, shape=(2, 7, 6), k=5)  # other kernel sizes too
     got = run_backend(backend, BLOCK, LAUNCHER("convnext2d_block"), *args)
     torch.testing.assert_close(got, ref.convnext2d_block(*args), atol=1e-12, rtol=0)
+
+
+@pytest.mark.skipif(LAUNCHER("convnext2d_block") is None, reason="triton not installed")
+@pytest.mark.parametrize("c,channel_tile,hidden_tile", [(24, None, 16), (40, 16, 16), (40, 32, 64)])
+@pytest.mark.parametrize("framewise", [False, True])
+def test_block_triton_tiles_channels_and_hidden(c, channel_tile, hidden_tile, framewise):
+    """Hidden layers wider than the hidden tile (H = 2C), channels wider than the channel tile (each
+    output tile recomputes the hidden tiles from input tiles): small tiles forced here, the paths the
+    default tiles take for large C and H on a GPU."""
+    launcher = LAUNCHER("convnext2d_block")
+    args = _block_args(c, framewise)
+    want = ref.convnext2d_block(*args)
+    got = launcher(*to(args, triton_device()), channel_tile=channel_tile, hidden_tile=hidden_tile)
+    torch.testing.assert_close(got.cpu(), want, atol=1e-5, rtol=1e-4)
+    for bad in (8, 48, 2.0):
+        assert_raises_naming(lambda: launcher(*args, channel_tile=bad), ValueError, "convnext2d_block",
+                             "'channel_tile'")
 
 
 @pytest.mark.parametrize("framewise", [False, True])
