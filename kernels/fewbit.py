@@ -7,6 +7,8 @@ import torch
 import triton
 import triton.language as tl
 
+from pyops.reference import fewbit as ref
+
 _GROUPS = 128
 
 
@@ -125,6 +127,7 @@ def _backward_kernel(grad_ptr, codes_ptr, levels_ptr, out_ptr, n, n_bytes, BITS:
 
 
 def encode(x, borders, bits):
+    ref.check_encode("fewbit_encode", x, borders, bits)
     x = x.contiguous().reshape(-1)
     n = x.numel()
     n_bytes = (n * bits + 7) // 8
@@ -138,9 +141,12 @@ def encode(x, borders, bits):
 
 def forward(x, borders, bits, fn):
     """(f(x), codes) in one kernel; float64 keeps torch's activation (the kernel computes in float32)."""
-    if x.dtype == torch.float64:
-        from pyops.fewbit import FUNCTIONS
+    ref.check_encode("fewbit_forward", x, borders, bits)
+    from pyops.fewbit import FUNCTIONS
 
+    if fn not in FUNCTIONS:
+        raise RuntimeError(f"pyops.fewbit_forward: argument 'fn' must be a built-in activation name, got {fn!r}")
+    if x.dtype == torch.float64:
         return FUNCTIONS[fn](x).contiguous(), encode(x, borders, bits)
     x = x.contiguous()
     n = x.numel()
@@ -155,9 +161,8 @@ def forward(x, borders, bits, fn):
 
 
 def backward(grad, codes, levels, bits):
+    ref.check_backward("fewbit_backward", grad, codes, levels, bits)
     if grad.dtype == torch.float64:  # the fp32 kernel would round; the reference keeps fp64
-        from pyops.reference import fewbit as ref
-
         return ref.backward(grad, codes, levels, bits)
     g = grad.contiguous()
     out = torch.empty_like(g)

@@ -3,9 +3,13 @@ to a power of two, longer rows in MAX_BLOCK-wide tiles over several passes), int
 floor semantics made explicit (Triton's ``//`` truncates on a GPU and floors in the interpreter;
 ``_floor_div`` is right for both)."""
 
+import math
+
 import torch
 import triton
 import triton.language as tl
+
+from pyops.reference import intops as ref
 
 
 @triton.jit
@@ -151,7 +155,17 @@ def _layernorm_factor(var, shift, EXACT: tl.constexpr):
 
 
 @triton.jit
-def _layernorm_kernel(x_ptr, bias_ptr, o_ptr, n, shift, EXACT: tl.constexpr, BLOCK: tl.constexpr,
+def _variance_shift(hi, lo, mean, shift, limit):
+    """intops.h's layernorm_shift: the shift raised until n ((x - mean) >> s)^2 fits in int64."""
+    maxdev = tl.maximum(hi - mean, mean - lo)
+    s = _i64(shift)
+    for _ in range(33):  # maxdev < 2^32
+        s = tl.where((maxdev >> s) > limit, s + 1, s)
+    return s
+
+
+@triton.jit
+def _layernorm_kernel(x_ptr, bias_ptr, o_ptr, n, shift, limit, EXACT: tl.constexpr, BLOCK: tl.constexpr,
                       ONE_PASS: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     x_row, o_row = x_ptr + row * n, o_ptr + row * n
@@ -160,22 +174,31 @@ def _layernorm_kernel(x_ptr, bias_ptr, o_ptr, n, shift, EXACT: tl.constexpr, BLO
         m = cols < n
         x = tl.load(x_row + cols, mask=m, other=0).to(tl.int64)
         mean = _round_div(tl.sum(x, axis=0), _i64(n))
+        s = _variance_shift(tl.max(tl.where(m, x, -(2 ** 62)), axis=0), tl.min(tl.where(m, x, 2 ** 62), axis=0),
+                            mean, shift, limit)
         y = tl.where(m, x - mean, 0)
-        ys = y >> shift
+        ys = y >> s
         var = tl.sum(ys * ys, axis=0)
-    else:  # sum, variance and write passes
+    else:  # sum and range, variance and write passes
         total = tl.zeros([], tl.int64)
+        hi = tl.full([], -(2 ** 62), tl.int64)
+        lo = tl.full([], 2 ** 62, tl.int64)
         for start in range(0, n, BLOCK):
             cols = start + tl.arange(0, BLOCK)
-            total += tl.sum(tl.load(x_row + cols, mask=cols < n, other=0).to(tl.int64), axis=0)
+            m = cols < n
+            x = tl.load(x_row + cols, mask=m, other=0).to(tl.int64)
+            total += tl.sum(x, axis=0)
+            hi = tl.maximum(hi, tl.max(tl.where(m, x, -(2 ** 62)), axis=0))
+            lo = tl.minimum(lo, tl.min(tl.where(m, x, 2 ** 62), axis=0))
         mean = _round_div(total, _i64(n))
+        s = _variance_shift(hi, lo, mean, shift, limit)
         var = tl.zeros([], tl.int64)
         for start in range(0, n, BLOCK):
             cols = start + tl.arange(0, BLOCK)
             m = cols < n
-            ys = tl.where(m, tl.load(x_row + cols, mask=m, other=0).to(tl.int64) - mean, 0) >> shift
+            ys = tl.where(m, tl.load(x_row + cols, mask=m, other=0).to(tl.int64) - mean, 0) >> s
             var += tl.sum(ys * ys, axis=0)
-    factor = _layernorm_factor(var, shift, EXACT)
+    factor = _layernorm_factor(var, s, EXACT)
     if ONE_PASS:
         bias = tl.load(bias_ptr + cols, mask=m, other=0)
         tl.store(o_row + cols, (((y * factor) >> 1) + bias).to(tl.int32), mask=m)
@@ -225,14 +248,20 @@ def _requantize_kernel(x_ptr, m_ptr, e_ptr, o_ptr, numel, channels, lo, hi, BLOC
     msk = offs < numel
     x = tl.load(x_ptr + offs, mask=msk, other=0).to(tl.int64)
     ch = offs % channels
-    v = x * tl.load(m_ptr + ch, mask=msk, other=0)
+    v = x * tl.load(m_ptr + ch, mask=msk, other=0)  # |x m| <= 2^62 (m checked by the launcher)
     e = tl.load(e_ptr + ch, mask=msk, other=0)
-    es = tl.maximum(e, 0)
+    es = tl.minimum(tl.maximum(e, 0), 62)
     q = v >> es
     rem = v - (q << es)
     half = tl.where(es > 0, tl.full([], 1, tl.int64) << tl.maximum(es - 1, 0), 0)
     up = (es > 0) & ((rem > half) | ((rem == half) & ((q & 1) == 1)))
-    v = tl.where(e >= 0, tl.where(up, q + 1, q), v << tl.maximum(-e, 0))
+    right = tl.where(e > 62, 0, tl.where(up, q + 1, q))  # past 62 bits |x m| / 2^e < 1/2
+    # a left shift that would leave int64 saturates (as intops.h's requantize)
+    sl = tl.minimum(tl.maximum(-e, 0), 62)
+    room = 9223372036854775807 >> sl
+    over = (-e > 62) | (v > room) | (v < -room)
+    left = tl.where(v == 0, 0, tl.where(over, tl.where(v > 0, hi, lo), v << sl))
+    v = tl.where(e >= 0, right, left)
     tl.store(o_ptr + offs, tl.minimum(tl.maximum(v, lo), hi).to(tl.int32), mask=msk)
 
 
@@ -255,6 +284,12 @@ def _rows(op, x, block):
 
 def softmax(x, x0, b, c, output_bits, method, block=None):
     """``block``: the widest row tile (a power of two, default MAX_BLOCK); longer rows take several."""
+    ref.check_rows("intops_softmax", x)
+    if method not in ("ibert", "shiftmax"):
+        raise RuntimeError(f"pyops.intops_softmax: argument 'method' must be 'ibert' or 'shiftmax', got {method!r}")
+    ref.raise_if("intops_softmax", ref.output_bits_error(output_bits))
+    ref.raise_if("intops_softmax", ref.ibert_constants_error(x0, b, c) if method == "ibert"
+                 else ref.shift_x0_error(x0, ref.SHIFTMAX_N))
     x, n, rows, width, one_pass = _rows("intops_softmax", x, block)
     out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
     if rows:
@@ -264,6 +299,9 @@ def softmax(x, x0, b, c, output_bits, method, block=None):
 
 
 def shiftgelu(x, x0, output_bits, block=None):
+    ref.check_rows("intops_shiftgelu", x)
+    ref.raise_if("intops_shiftgelu", ref.output_bits_error(output_bits))
+    ref.raise_if("intops_shiftgelu", ref.shift_x0_error(x0, ref.SHIFTGELU_N))
     x, n, rows, width, one_pass = _rows("intops_shiftgelu", x, block)
     out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
     if rows:
@@ -272,15 +310,26 @@ def shiftgelu(x, x0, output_bits, block=None):
 
 
 def layernorm(x, bias_int, shift, isqrt, block=None):
+    ref.check_rows("intops_layernorm", x)
+    if isqrt not in ("exact", "newton"):
+        raise RuntimeError(f"pyops.intops_layernorm: argument 'isqrt' must be 'exact' or 'newton', got {isqrt!r}")
+    if not 0 <= shift < 32:
+        raise RuntimeError(f"pyops.intops_layernorm: argument 'shift' must be in [0, 32), got {shift}")
+    ref.check_channel_constant("intops_layernorm", "bias_int", bias_int, x)
     x, n, rows, width, one_pass = _rows("intops_layernorm", x, block)
     out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
     if rows:
         bias = bias_int.long().expand(n).contiguous()
-        _layernorm_kernel[(rows,)](x, bias, out, n, shift, EXACT=isqrt == "exact", BLOCK=width, ONE_PASS=one_pass)
+        limit = math.isqrt((2 ** 63 - 1) // n)  # |(x - mean) >> s| <= limit keeps the variance in int64
+        _layernorm_kernel[(rows,)](x, bias, out, n, shift, limit, EXACT=isqrt == "exact", BLOCK=width,
+                                   ONE_PASS=one_pass)
     return out
 
 
 def gelu(x, b, c, one):
+    ref.check_rows("intops_gelu", x)
+    for name, t in (("b", b), ("c", c), ("one", one)):
+        ref.check_channel_constant("intops_gelu", name, t, x)
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
     if x.numel():
@@ -291,6 +340,11 @@ def gelu(x, b, c, one):
 
 
 def int_exp(x, x0, b, c):
+    if x.dtype not in (torch.int8, torch.int16, torch.int32):
+        raise RuntimeError(f"pyops.intops_exp: argument 'x' must be int8, int16 or int32, got {x.dtype}")
+    ref.raise_if("intops_exp", ref.ibert_constants_error(x0, b, c))
+    if x.numel() and not bool((x <= 0).all()):
+        raise RuntimeError("pyops.intops_exp: argument 'x' must be <= 0 (x - rowmax)")
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
     if x.numel():
@@ -299,6 +353,10 @@ def int_exp(x, x0, b, c):
 
 
 def requantize(x, m, e, bits):
+    ref.check_rows("intops_requantize", x)
+    for name, t in (("m", m), ("e", e)):
+        ref.check_channel_constant("intops_requantize", name, t, x)
+    ref.raise_if("intops_requantize", ref.requantize_constants_error(m, e, bits))
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
     if x.numel():
@@ -310,6 +368,10 @@ def requantize(x, m, e, bits):
 
 
 def isqrt(x):
+    if x.dtype not in (torch.int32, torch.int64):
+        raise RuntimeError(f"pyops.intops_isqrt: argument 'x' must be int32 or int64, got {x.dtype}")
+    if x.numel() and not bool((x >= 0).all()):
+        raise RuntimeError("pyops.intops_isqrt: argument 'x' must be non-negative")
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
     if x.numel():

@@ -50,6 +50,7 @@ def _prior_kernel(start_ptr, radius_ptr, k_ptr, amp_ptr, noise_ptr, out_ptr, n, 
 
 
 def harmonic_prior(f0, noise, phase0, hop_length, sample_rate, power_factor):
+    ref.check_prior("wavehax_harmonic_prior", f0, noise, phase0, hop_length, sample_rate)
     b, _, frames = f0.shape
     k, amplitude = (v.reshape(b, frames).contiguous() for v in ref.harmonic_counts(f0, sample_rate, power_factor))
     radius = f0.reshape(b, frames).double() / sample_rate
@@ -141,6 +142,8 @@ def convnext2d_block(x, dw_weight, norm_weight, norm_bias, pw1_weight, pw1_bias,
                      eps, framewise, channel_tile=None, hidden_tile=None):
     """``channel_tile`` / ``hidden_tile``: the widest channel / hidden tile (powers of two >= 16,
     default CHANNEL_TILE / HIDDEN_TILE)."""
+    ref.check_block("wavehax_convnext2d_block", x, dw_weight, norm_weight, norm_bias, pw1_weight, pw1_bias, pw2_weight,
+                    pw2_bias, layer_scale)
     if x.dtype != torch.float32:
         return ref.convnext2d_block(x, dw_weight, norm_weight, norm_bias, pw1_weight, pw1_bias, pw2_weight, pw2_bias,
                                     layer_scale, eps, framewise)

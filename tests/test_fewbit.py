@@ -361,3 +361,14 @@ def test_convert_recognises_huggingface_activations():
     # generic init code (model.apply over modules with a `weight`) is not tripped by a table setting
     model = nn.Sequential(nn.Linear(3, 3), fewbit.FewBitGELU())
     model.apply(lambda m: nn.init.zeros_(m.weight) if hasattr(m, "weight") else None)
+
+
+@pytest.mark.skipif(tk is None, reason="triton not installed")
+def test_triton_launchers_check_their_arguments():
+    borders, levels = fewbit.table("gelu", 3)
+    x = torch.randn(10)
+    assert_raises_naming(lambda: tk.encode(x, borders[:3], 3), ValueError, "fewbit_encode", "'borders'")
+    assert_raises_naming(lambda: tk.forward(x, borders, 3, "nope"), RuntimeError, "fewbit_forward", "'fn'")
+    assert_raises_naming(lambda: tk.backward(x, torch.zeros(2, dtype=torch.uint8), levels, 3), ValueError,
+                         "fewbit_backward", "'codes'")
+    assert_raises_naming(lambda: tk.encode(x, borders, 9), ValueError, "fewbit_encode", "'bits'")

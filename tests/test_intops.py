@@ -324,3 +324,66 @@ def test_reference_fallback_without_cpp():
         assert out.dtype == torch.int32 and abs(float(out.sum()) * s - 1) < 0.02
         """
     )
+
+
+# ------------------------------------------------------------ regressions (issue 13)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_layernorm_int32_extremes_no_overflow(backend):
+    """int32 rows near +-2^31 with shift 0: the variance shift is raised per row until it fits in
+    int64 (was SIGFPE with isqrt="newton", or zeros on C++ and other garbage in the reference)."""
+    x = torch.tensor([[1625437259, -1625437259, 1500780963, -1500780963, 2080620641, -2080620641, 33217, -33217],
+                      [-1470458199, 2114968690, -1782406834, 5, 6, 7, 8, 9]], dtype=torch.int32)
+    bias = torch.zeros(8, dtype=torch.int64)
+    for isqrt in ("exact", "newton"):
+        want = ref.layernorm(x, bias, 0, isqrt)
+        assert_same(run_backend(backend, ops.intops_layernorm, _triton("layernorm"), x, bias, 0, isqrt), want)
+    out, _ = pyops.int_layernorm(x, torch.ones(8), torch.zeros(8), isqrt="newton")  # no crash
+    assert out.shape == x.shape
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_raw_ops_reject_constants_outside_their_domain(backend):
+    """Constants the wrappers never produce get a clear error naming the op (were SIGFPE)."""
+    z = torch.zeros(1, 1, dtype=torch.int8)
+    calls = [
+        ("intops_softmax", ops.intops_softmax, _triton("softmax"), (z, -2 ** 17, 0, 0, 8, "shiftmax")),
+        ("intops_softmax", ops.intops_softmax, _triton("softmax"), (z, -10, -(2 ** 40), 7, 8, "ibert")),
+        ("intops_softmax", ops.intops_softmax, _triton("softmax"), (z, -10, 0, 0, 40, "shiftmax")),
+        ("intops_shiftgelu", ops.intops_shiftgelu, _triton("shiftgelu"), (z, -2 ** 40, 8)),
+        ("intops_shiftgelu", ops.intops_shiftgelu, _triton("shiftgelu"), (z, -10, 33)),
+        ("intops_exp", ops.intops_exp, _triton("int_exp"), (z, -10, 2 ** 40, 7)),
+        ("intops_exp", ops.intops_exp, _triton("int_exp"), (torch.ones(1, dtype=torch.int8), *ref.ibert_exp_constants(0.05))),
+    ]
+    for name, op, tfn, args in calls:
+        assert_raises_naming(lambda: run_backend(backend, op, tfn, *args), RuntimeError, name)
+    x = torch.ones(1, 3, dtype=torch.int32)
+    m, e = torch.tensor([2 ** 40]), torch.tensor([0])
+    assert_raises_naming(lambda: run_backend(backend, ops.intops_requantize, _triton("requantize"), x, m, e, 8),
+                         RuntimeError, "intops_requantize", "'m'")
+    assert_raises_naming(lambda: pyops.int_exp(torch.ones(3, dtype=torch.int8), 0.05), ValueError, "int_exp", "'x'")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_requantize_saturates(backend):
+    """A left shift past int64 saturates to the output range instead of wrapping (was -2^31)."""
+    x = torch.tensor([[2 ** 31 - 1, -(2 ** 31), 1, -1, 0]], dtype=torch.int32)
+    m, e = ref.dyadic(torch.tensor([2.0 ** 40]))
+    want = torch.tensor([[2 ** 31 - 1, -(2 ** 31), 2 ** 31 - 1, -(2 ** 31), 0]], dtype=torch.int32)
+    assert_same(ref.requantize(x, m, e, 32), want)
+    assert_same(run_backend(backend, ops.intops_requantize, _triton("requantize"), x, m, e, 32), want)
+    out, _ = pyops.requantize(torch.tensor([2 ** 31 - 1], dtype=torch.int32), 1.0, 2.0 ** -40, bits=32)
+    assert out.item() == 2 ** 31 - 1
+    big_e = torch.tensor([64]), torch.tensor([-64])  # any e in range is exact: 0, or saturation
+    assert_same(run_backend(backend, ops.intops_requantize, _triton("requantize"), x, torch.tensor([3]), big_e[0], 16),
+                torch.zeros_like(x))
+    assert_same(run_backend(backend, ops.intops_requantize, _triton("requantize"), x, torch.tensor([3]), big_e[1], 16),
+                torch.tensor([[32767, -32768, 32767, -32768, 0]], dtype=torch.int32))
+
+
+def test_modules_accept_empty_batches_in_training():
+    ln, act = intops.IntLayerNorm(4), intops.QuantAct(8)
+    ln.train(), act.train()
+    x = torch.empty(0, 4)
+    y, scale = act(x)
+    assert y.shape == (0, 4)
+    assert ln(x, torch.tensor(0.1))[0].shape == (0, 4)

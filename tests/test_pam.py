@@ -444,3 +444,15 @@ def test_convert_keeps_parameters_tied_and_frozen():
     out = model["head"](torch.randn(2, 6))
     out.sum().backward()
     assert model["emb"].weight.grad is not None
+
+
+@pytest.mark.skipif(tk is None, reason="triton not installed")
+def test_triton_launchers_check_their_arguments():
+    """On a CUDA build without CUDA kernels the launchers are the raw ops: they validate like the C++ ops."""
+    a, b = torch.randn(2, 3, 4), torch.randn(2, 5, 6)
+    assert_raises_naming(lambda: tk.bmm(a, b), ValueError, "pam_bmm", "do not multiply")
+    assert_raises_naming(lambda: tk.bmm_exact_grad(torch.randn(2, 3, 7), a, torch.randn(2, 4, 6)), ValueError,
+                         "pam_bmm_exact_grad", "'grad'")
+    assert_raises_naming(lambda: tk.mul(torch.randn(3), torch.randn(4)), ValueError, "pam_mul", "broadcast")
+    assert_raises_naming(lambda: tk.mul(torch.randn(3), torch.randn(3, dtype=torch.float64)), TypeError, "pam_mul")
+    assert_raises_naming(lambda: tk.exp2(torch.ones(3, dtype=torch.int32)), TypeError, "pam_exp2", "'x'")

@@ -265,3 +265,45 @@ def test_ops_under_torch_compile():
     inputs = (block_args[0], *prior_args[:3])
     for got, want in zip(compiled(*inputs), both(*inputs)):
         torch.testing.assert_close(got, want, atol=0, rtol=0)
+
+
+@pytest.mark.skipif(LAUNCHER("harmonic_prior") is None, reason="triton not installed")
+def test_triton_launchers_check_their_arguments():
+    f0, noise, phase0 = torch.full((1, 1, 3), 100.0), torch.zeros(1, 1, 3 * 8), torch.zeros(1, dtype=torch.float64)
+    prior = LAUNCHER("harmonic_prior")
+    assert_raises_naming(lambda: prior(f0, noise[..., :5], phase0, 8, 8000, 0.1), RuntimeError, "wavehax_harmonic_prior",
+                         "'noise'")
+    assert_raises_naming(lambda: prior(f0.fill_(float("nan")), noise, phase0, 8, 8000, 0.1), RuntimeError,
+                         "wavehax_harmonic_prior", "'f0'")
+    x = torch.randn(1, 8, 9, 4)
+    params = [torch.randn(4, 1, 3, 3), torch.ones(4), torch.zeros(4), torch.randn(8, 4), torch.zeros(8),
+              torch.randn(4, 8), torch.zeros(4), torch.ones(4)]
+    bad = params[:3] + [torch.randn(8, 5)] + params[4:]
+    assert_raises_naming(lambda: LAUNCHER("convnext2d_block")(x, *bad, 1e-6, False), RuntimeError,
+                         "wavehax_convnext2d_block", "'pw1_weight'")
+
+
+def test_prior_validation_and_tiny_f0():
+    """F0 = 1e-6 Hz returns (it hung: an int harmonic count overflowed); NaN F0 and sample rates
+    of 2^31 or more are rejected naming the argument; zero frames give an empty prior."""
+    noise, phase0 = torch.zeros(1, 1, 4), torch.zeros(1, dtype=torch.float64)
+    out = wavehax.harmonic_prior(torch.full((1, 1, 1), 1e-6), 4, 24000, noise, phase0)
+    assert torch.isfinite(out).all()
+    assert_raises_naming(lambda: wavehax.harmonic_prior(torch.full((1, 1, 1), float("nan")), 4, 24000, noise, phase0),
+                         ValueError, "harmonic_prior", "'f0'")
+    assert_raises_naming(lambda: wavehax.harmonic_prior(torch.full((1, 1, 1), 100.0), 4, 2 ** 31, noise, phase0),
+                         ValueError, "harmonic_prior", "'sample_rate'")
+    assert_raises_naming(lambda: PRIOR(torch.full((1, 1, 1), float("nan")), noise, phase0, 4, 24000, 0.1),
+                         RuntimeError, "wavehax_harmonic_prior", "'f0'")
+    empty = torch.zeros(1, 1, 0)
+    assert ref.harmonic_prior(empty, empty, phase0, 4, 24000).shape == (1, 1, 0)
+
+
+def test_generator_float64_and_clear_dtype_error():
+    g = wavehax.WavehaxGenerator(in_channels=8, channels=4, num_blocks=1, n_fft=16, hop_length=8, sample_rate=8000)
+    mel, f0 = torch.randn(1, 8, 6), torch.full((1, 1, 6), 200.0)
+    y32 = g(mel, f0, torch.Generator().manual_seed(0))
+    y64 = g.double()(mel.double(), f0.double(), torch.Generator().manual_seed(0))
+    assert y64.dtype == torch.float64
+    torch.testing.assert_close(y64.float(), y32, atol=1e-5, rtol=1e-4)
+    assert_raises_naming(lambda: g.bfloat16()(mel.bfloat16(), f0), TypeError, "WavehaxGenerator", "float32 or float64")

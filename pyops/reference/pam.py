@@ -195,13 +195,18 @@ def check_dtype(op: str, arg: str, t: torch.Tensor) -> None:
         raise TypeError(f"pyops.{op}: argument '{arg}' must be float32, float64 or bfloat16, got {t.dtype}")
 
 
-def check_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
+def _check_operands(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
     check_dtype(op, "a", a)
     check_dtype(op, "b", b)
     if a.dtype != b.dtype:
         raise TypeError(f"pyops.{op}: arguments 'a' and 'b' must share a dtype, got {a.dtype} and {b.dtype}")
     if a.device != b.device:
         raise ValueError(f"pyops.{op}: arguments 'a' and 'b' must be on one device, got {a.device} and {b.device}")
+
+
+def check_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    """Elementwise operands: dtypes, device, broadcastable shapes."""
+    _check_operands(op, a, b)
     try:
         torch.broadcast_shapes(a.shape, b.shape)
     except RuntimeError:
@@ -209,7 +214,7 @@ def check_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 def check_bmm(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
-    check_pair(op, a, b)
+    _check_operands(op, a, b)
     if a.dim() != 3 or b.dim() != 3:
         raise ValueError(f"pyops.{op}: arguments 'a' and 'b' must be 3-D [batch, n, k] and [batch, k, m], got "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
