@@ -11,7 +11,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 SRCS   := $(wildcard csrc/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/include/pyops/*.h) setup.py
 export MAX_JOBS ?= 2
 
-.PHONY: test bench bench-quick ctest cuda-bindings cuda-emu cuda-emu-tsan triton-aot gpu-check dist-check pytest clean
+.PHONY: test bench bench-quick ctest cuda-bindings cuda-emu cuda-emu-tsan triton-aot gpu-check dist-check fuzz pytest clean
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
@@ -25,7 +25,7 @@ $(VENV)/.deps: pyproject.toml
 	for m in triton pytest numpy ninja; do \
 	  $(PY) -c "import $$m" 2>/dev/null || $(PIP) install $$m || exit 1; done
 	# optional: plots and the gaunt/fewbit test oracles (tests skip without them)
-	for m in expecttest matplotlib scipy sympy e3nn; do \
+	for m in hypothesis expecttest matplotlib scipy sympy e3nn; do \
 	  $(PY) -c "import $$m" 2>/dev/null || $(PIP) install $$m || echo "optional $$m not installed"; done
 	touch $@
 
@@ -60,6 +60,11 @@ cuda-emu-tsan: $(VENV)/.built
 # fails on a compile error, a register spill or too much shared memory
 triton-aot: $(VENV)/.deps
 	$(PY) scripts/triton_aot.py
+
+# the long hostile-input run: >= 1,000 cases per op on the C++, Triton (interpreter) and reference
+# paths, each call in a worker process; prints the per-op table (make test runs a small budget)
+fuzz: $(VENV)/.built
+	$(PY) -m tests.fuzz --cases-per-op $${FUZZ_CASES:-1000} --seed $${FUZZ_SEED:-1} --out build/fuzz.md
 
 # the one command for a machine with a CUDA GPU (see scripts/gpu_check.sh)
 gpu-check:
