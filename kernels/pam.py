@@ -48,7 +48,7 @@ def _mul_bits(ua, ub, bias):
 
 @triton.jit
 def _mul_kernel(a_ptr, b_ptr, o_ptr, n, bias, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # int64: n may pass 2^31
     m = offs < n
     ua = _bits(tl.load(a_ptr + offs, mask=m, other=0.0))
     ub = _bits(tl.load(b_ptr + offs, mask=m, other=0.0))
@@ -57,7 +57,7 @@ def _mul_kernel(a_ptr, b_ptr, o_ptr, n, bias, BLOCK: tl.constexpr):
 
 @triton.jit
 def _div_kernel(a_ptr, b_ptr, o_ptr, n, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # int64: n may pass 2^31
     m = offs < n
     ua = _bits(tl.load(a_ptr + offs, mask=m, other=0.0))
     ub = _bits(tl.load(b_ptr + offs, mask=m, other=1.0))
@@ -77,7 +77,7 @@ def _div_kernel(a_ptr, b_ptr, o_ptr, n, BLOCK: tl.constexpr):
 
 @triton.jit
 def _exp2_kernel(x_ptr, o_ptr, n, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # int64: n may pass 2^31
     m = offs < n
     x = tl.load(x_ptr + offs, mask=m, other=0.0).to(tl.float32)
     nf = tl.floor(x)
@@ -92,7 +92,7 @@ def _exp2_kernel(x_ptr, o_ptr, n, BLOCK: tl.constexpr):
 
 @triton.jit
 def _log2_kernel(x_ptr, o_ptr, n, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # int64: n may pass 2^31
     m = offs < n
     x = tl.load(x_ptr + offs, mask=m, other=1.0).to(tl.float32)
     u = _bits(x)
@@ -126,7 +126,7 @@ def _grad_factor_bits(ua, ub, bias):
 
 @triton.jit
 def _grad_factor_kernel(a_ptr, b_ptr, o_ptr, n, bias, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # int64: n may pass 2^31
     m = offs < n
     ua = _bits(tl.load(a_ptr + offs, mask=m, other=0.0))
     ub = _bits(tl.load(b_ptr + offs, mask=m, other=0.0))
