@@ -42,8 +42,12 @@ def ibert_constants_error(x0: int, b: int, c: int):
         return "constant x0 must be in (-2^31, 0): the scale is out of range"
     if not 0 < c < 2 ** 32:
         return "constant c must be in (0, 2^32): the scale is out of range"
-    if not (b >= -x0 - 1 and b < 2 ** 17 and b * b < 4 * c):
-        return "constant b must satisfy -x0 - 1 <= b and b^2 < 4c (i-exp's polynomial positive)"
+    if not -x0 - 1 <= b < 2 ** 32:
+        return "constant b must be in [-x0 - 1, 2^32)"
+    # z at its smallest: the integer r nearest the vertex -b/2 within [x0 + 1, 0]
+    zmin = min((r + b) * r + c for r in (min(max(v, x0 + 1), 0) for v in (-(b // 2), -(b // 2) - 1, x0 + 1)))
+    if zmin <= 0:
+        return "constants b and c must keep i-exp's polynomial positive on (x0, 0]"
     return None
 
 

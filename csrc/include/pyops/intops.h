@@ -4,6 +4,8 @@
 // constants (x0, b_int, c_int, ...) are derived from the float scale once per
 // call by the caller; see pyops/reference/intops.py for the definitions.
 #pragma once
+#include <initializer_list>
+
 #include "pyops/common.h"
 
 namespace pyops {
@@ -130,20 +132,27 @@ PYOPS_HD int64_t requantize(int64_t x, int64_t m, int64_t e, int64_t lo, int64_t
 // ---- the raw ops' constants: nullptr inside the domain where the kernels above are exact and
 // cannot overflow, else what is wrong (shared by the CPU kernels and the CUDA binding).
 
-// i-exp (x0, b, c): z = (r + b) r + c over r in (x0, 0] must stay in (0, c] so that e = z 2^(30-q)
-// fits in int64: b >= -x0 - 1 keeps (r + b) r <= 0, b^2 < 4c keeps z > 0, c < 2^32.
+// i-exp (x0, b, c): z = (r + b) r + c over the integers r in (x0, 0] must stay in (0, c] so that
+// e = z 2^(30-q) fits in int64: b >= -x0 - 1 keeps (r + b) r <= 0; z > 0 at its smallest, the
+// integer r nearest the vertex -b/2 within the range; c < 2^32.
 inline const char* ibert_constants_error(int64_t x0, int64_t b, int64_t c) {
   if (!(x0 < 0 && x0 > -((int64_t)1 << 31)))
     return "constant x0 must be in (-2^31, 0): the scale is out of range";
   if (!(c > 0 && c < ((int64_t)1 << 32))) return "constant c must be in (0, 2^32): the scale is out of range";
-  if (!(b >= -x0 - 1 && b < ((int64_t)1 << 17) && b * b < 4 * c))
-    return "constant b must satisfy -x0 - 1 <= b and b^2 < 4c (i-exp's polynomial positive)";
+  if (!(b >= -x0 - 1 && b < ((int64_t)1 << 32))) return "constant b must be in [-x0 - 1, 2^32)";
+  int64_t zmin = c;
+  for (int64_t r : {-(b / 2), -(b / 2) - 1, x0 + 1}) {
+    r = r < x0 + 1 ? x0 + 1 : (r > 0 ? 0 : r);
+    const int64_t z = (r + b) * r + c;  // |r| < 2^31, 0 <= r + b < 2^32: no overflow
+    zmin = z < zmin ? z : zmin;
+  }
+  if (zmin <= 0) return "constants b and c must keep i-exp's polynomial positive on (x0, 0]";
   return nullptr;
 }
 
 // Shift-exp with n fraction bits: e(0) = -x0 2^n must stay below 2^31 (the row sums saturate there).
 inline const char* shift_x0_error(int64_t x0, int n) {
-  if (!(x0 < 0 && -x0 < ((int64_t)1 << (31 - n))))
+  if (!(x0 < 0 && x0 > -((int64_t)1 << (31 - n))))  // not -x0: INT64_MIN has no negation
     return n == 15 ? "constant x0 must be in (-2^16, 0): the scale is out of range"
                    : "constant x0 must be in (-2^8, 0): the scale is out of range";
   return nullptr;
