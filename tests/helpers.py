@@ -109,6 +109,15 @@ def assert_same(actual, expected, exact: bool = True, **tol) -> None:
         torch.testing.assert_close(actual, expected, equal_nan=True, **tol)
 
 
+def random_ints(shape, dtype, lo=None, hi=None, seed=0) -> torch.Tensor:
+    """Seeded uniform integers in [lo, hi] (default: dtype's whole range)."""
+    g = torch.Generator().manual_seed(seed)
+    info = torch.iinfo(dtype)
+    lo = info.min if lo is None else lo
+    hi = info.max if hi is None else hi
+    return torch.randint(lo, hi + 1, shape, generator=g, dtype=torch.int64).to(dtype)
+
+
 def noncontig(t: torch.Tensor) -> torch.Tensor:
     """The same values in a non-contiguous layout (every other column of a wider tensor)."""
     if t.dim() == 0:

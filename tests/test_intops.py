@@ -9,6 +9,7 @@ from helpers import (
     family_backends,
     noncontig,
     opcheck,
+    random_ints as _ints,
     run_backend,
     run_without_cpp,
     triton_device,
@@ -22,14 +23,6 @@ from pyops.reference import intops as ref
 ops = torch.ops.pyops
 
 BACKENDS, _triton, tk = family_backends("intops")
-
-
-def _ints(shape, dtype, lo=None, hi=None, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    info = torch.iinfo(dtype)
-    lo = info.min if lo is None else lo
-    hi = info.max if hi is None else hi
-    return torch.randint(lo, hi + 1, shape, generator=g, dtype=torch.int64).to(dtype)
 
 
 # Scales from coarse to the fine ones where i-exp's c 2^30 and GELU's products overflow int32.

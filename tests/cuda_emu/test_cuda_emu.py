@@ -10,6 +10,7 @@ import math
 import emu
 import pytest
 import torch
+from helpers import random_ints as _ints
 
 import pyops  # noqa: F401  (registers torch.ops.pyops)
 from pyops.reference import fewbit as fewbit_ref
@@ -184,14 +185,6 @@ def test_gaunt_empty_and_extremes():
 
 # ------------------------------------------------------------------------------------ intops
 INT_DTYPES = [torch.int8, torch.int16, torch.int32]
-
-
-def _ints(shape, dtype, lo=None, hi=None, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    info = torch.iinfo(dtype)
-    lo = info.min if lo is None else lo
-    hi = info.max if hi is None else hi
-    return torch.randint(lo, hi + 1, shape, generator=g, dtype=torch.int64).to(dtype)
 
 
 def _with_extremes(x):
