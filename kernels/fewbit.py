@@ -37,9 +37,41 @@ def _encode_kernel(x_ptr, borders_ptr, out_ptr, n, n_bytes, BITS: tl.constexpr, 
 
 
 @triton.jit
+def _expm1(x):
+    """exp(x) - 1 to a few float32 ulps: Taylor to x^8 where exp(x) - 1 would cancel (|x| < 0.35: the
+    next term is < 2^-25 relative), exp(x) - 1 elsewhere (its rounding grows at most 3.4x).  No
+    libdevice: the interpreter has none, and GPU log/exp approximations rule out Kahan's trick."""
+    p = 1.0 / 40320.0
+    p = p * x + 1.0 / 5040.0
+    p = p * x + 1.0 / 720.0
+    p = p * x + 1.0 / 120.0
+    p = p * x + 1.0 / 24.0
+    p = p * x + 1.0 / 6.0
+    p = p * x + 0.5
+    p = p * x + 1.0
+    return tl.where(tl.abs(x) < 0.35, p * x, tl.exp(x) - 1.0)
+
+
+@triton.jit
+def _log1p(x):
+    """log(1 + x) to a few float32 ulps: 2 atanh(s), s = x / (2 + x), as an odd series where 1 + x
+    would round away x (|x| < 0.4: |s| <= 1/4, terms to s^13 leave < 2^-26), log(1 + x) elsewhere."""
+    s = x / (2.0 + x)
+    s2 = s * s
+    p = 1.0 / 13.0
+    p = p * s2 + 1.0 / 11.0
+    p = p * s2 + 1.0 / 9.0
+    p = p * s2 + 1.0 / 7.0
+    p = p * s2 + 1.0 / 5.0
+    p = p * s2 + 1.0 / 3.0
+    p = p * s2 + 1.0
+    return tl.where(tl.abs(x) < 0.4, 2.0 * s * p, tl.log(1.0 + x))
+
+
+@triton.jit
 def _tanh(x):
-    t = tl.exp(-2.0 * tl.abs(x))  # no overflow for any x
-    r = (1.0 - t) / (1.0 + t)
+    e = _expm1(-2.0 * tl.abs(x))  # in (-1, 0]: no overflow, no cancellation near 0
+    r = -e / (2.0 + e)
     return tl.where(x < 0, -r, r)
 
 
@@ -50,7 +82,7 @@ def _clamp(x, lo, hi):
 
 @triton.jit
 def _softplus(x):
-    return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.where(x > 20.0, 20.0, x))))
+    return tl.where(x > 20.0, x, _log1p(tl.exp(tl.where(x > 20.0, 20.0, x))))  # torch's threshold 20
 
 
 @triton.jit
@@ -63,9 +95,9 @@ def _activate(x, FN: tl.constexpr):
     elif FN == "silu":
         y = x * tl.sigmoid(x)
     elif FN == "elu" or FN == "celu":
-        y = tl.where(x > 0, x, tl.exp(x) - 1.0)
+        y = tl.where(x > 0, x, _expm1(x))
     elif FN == "selu":
-        y = 1.0507009873554805 * tl.where(x > 0, x, 1.6732632423543772 * (tl.exp(x) - 1.0))
+        y = 1.0507009873554805 * tl.where(x > 0, x, 1.6732632423543772 * _expm1(x))
     elif FN == "mish":
         y = x * _tanh(_softplus(x))
     elif FN == "softplus":
@@ -75,7 +107,7 @@ def _activate(x, FN: tl.constexpr):
     elif FN == "sigmoid":
         y = tl.sigmoid(x)
     elif FN == "logsigmoid":
-        y = tl.where(x < 0, x, 0.0) - tl.log(1.0 + tl.exp(-tl.abs(x)))
+        y = tl.where(x < 0, x, 0.0) - _log1p(tl.exp(-tl.abs(x)))
     elif FN == "softsign":
         y = x / (1.0 + tl.abs(x))
     elif FN == "tanhshrink":

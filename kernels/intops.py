@@ -284,12 +284,7 @@ def _rows(op, x, block):
 
 def softmax(x, x0, b, c, output_bits, method, block=None):
     """``block``: the widest row tile (a power of two, default MAX_BLOCK); longer rows take several."""
-    ref.check_rows("intops_softmax", x)
-    if method not in ("ibert", "shiftmax"):
-        raise RuntimeError(f"pyops.intops_softmax: argument 'method' must be 'ibert' or 'shiftmax', got {method!r}")
-    ref.raise_if("intops_softmax", ref.output_bits_error(output_bits))
-    ref.raise_if("intops_softmax", ref.ibert_constants_error(x0, b, c) if method == "ibert"
-                 else ref.shift_x0_error(x0, ref.SHIFTMAX_N))
+    ref.check_softmax(x, x0, b, c, output_bits, method)
     x, n, rows, width, one_pass = _rows("intops_softmax", x, block)
     out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
     if rows:
@@ -299,9 +294,7 @@ def softmax(x, x0, b, c, output_bits, method, block=None):
 
 
 def shiftgelu(x, x0, output_bits, block=None):
-    ref.check_rows("intops_shiftgelu", x)
-    ref.raise_if("intops_shiftgelu", ref.output_bits_error(output_bits))
-    ref.raise_if("intops_shiftgelu", ref.shift_x0_error(x0, ref.SHIFTGELU_N))
+    ref.check_shiftgelu(x, x0, output_bits)
     x, n, rows, width, one_pass = _rows("intops_shiftgelu", x, block)
     out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
     if rows:
@@ -310,12 +303,7 @@ def shiftgelu(x, x0, output_bits, block=None):
 
 
 def layernorm(x, bias_int, shift, isqrt, block=None):
-    ref.check_rows("intops_layernorm", x)
-    if isqrt not in ("exact", "newton"):
-        raise RuntimeError(f"pyops.intops_layernorm: argument 'isqrt' must be 'exact' or 'newton', got {isqrt!r}")
-    if not 0 <= shift < 32:
-        raise RuntimeError(f"pyops.intops_layernorm: argument 'shift' must be in [0, 32), got {shift}")
-    ref.check_channel_constant("intops_layernorm", "bias_int", bias_int, x)
+    ref.check_layernorm(x, bias_int, shift, isqrt)
     x, n, rows, width, one_pass = _rows("intops_layernorm", x, block)
     out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
     if rows:
@@ -327,9 +315,7 @@ def layernorm(x, bias_int, shift, isqrt, block=None):
 
 
 def gelu(x, b, c, one):
-    ref.check_rows("intops_gelu", x)
-    for name, t in (("b", b), ("c", c), ("one", one)):
-        ref.check_channel_constant("intops_gelu", name, t, x)
+    ref.check_gelu(x, b, c, one)
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
     if x.numel():
@@ -340,11 +326,7 @@ def gelu(x, b, c, one):
 
 
 def int_exp(x, x0, b, c):
-    if x.dtype not in (torch.int8, torch.int16, torch.int32):
-        raise RuntimeError(f"pyops.intops_exp: argument 'x' must be int8, int16 or int32, got {x.dtype}")
-    ref.raise_if("intops_exp", ref.ibert_constants_error(x0, b, c))
-    if x.numel() and not bool((x <= 0).all()):
-        raise RuntimeError("pyops.intops_exp: argument 'x' must be <= 0 (x - rowmax)")
+    ref.check_exp(x, x0, b, c)
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
     if x.numel():
@@ -353,10 +335,7 @@ def int_exp(x, x0, b, c):
 
 
 def requantize(x, m, e, bits):
-    ref.check_rows("intops_requantize", x)
-    for name, t in (("m", m), ("e", e)):
-        ref.check_channel_constant("intops_requantize", name, t, x)
-    ref.raise_if("intops_requantize", ref.requantize_constants_error(m, e, bits))
+    ref.check_requantize(x, m, e, bits)
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=torch.int32, device=x.device)
     if x.numel():
@@ -368,10 +347,7 @@ def requantize(x, m, e, bits):
 
 
 def isqrt(x):
-    if x.dtype not in (torch.int32, torch.int64):
-        raise RuntimeError(f"pyops.intops_isqrt: argument 'x' must be int32 or int64, got {x.dtype}")
-    if x.numel() and not bool((x >= 0).all()):
-        raise RuntimeError("pyops.intops_isqrt: argument 'x' must be non-negative")
+    ref.check_isqrt(x)
     x = x.contiguous()
     out = torch.empty(x.shape, dtype=torch.int64, device=x.device)
     if x.numel():

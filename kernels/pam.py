@@ -208,40 +208,39 @@ def _unary(kernel, x):
 
 
 def mul(a, b, offset=1.0, exact_grad=False):
-    ref.check_pair("pam_mul", a, b)
+    ref.check_mul(a, b, offset)
     if a.dtype == torch.float64:
         return ref.mul(a, b, offset)
     return _binary(_mul_kernel, a, b, _bias(offset, a.dtype))
 
 
 def div(a, b):
-    ref.check_pair("pam_div", a, b)
+    ref.check_div(a, b)
     if a.dtype == torch.float64:
         return ref.div(a, b)
     return _binary(_div_kernel, a, b)
 
 
 def mul_grad_factor(a, b, offset=1.0):
-    ref.check_pair("pam_mul_grad_factor", a, b)
+    ref.check_mul_grad_factor(a, b, offset)
     if a.dtype == torch.float64:
         return ref.mul_grad_factor(a, b, offset)
     return _binary(_grad_factor_kernel, a, b, _bias(offset, a.dtype))
 
 
 def exp2(x):
-    ref.check_dtype("pam_exp2", "x", x)
+    ref.check_exp2(x)
     return ref.exp2(x) if x.dtype == torch.float64 else _unary(_exp2_kernel, x)
 
 
 def log2(x):
-    ref.check_dtype("pam_log2", "x", x)
+    ref.check_log2(x)
     return ref.log2(x) if x.dtype == torch.float64 else _unary(_log2_kernel, x)
 
 
 def bmm_exact_grad(grad, a, b, offset=1.0, BR=8, BP=16, BQ=8):
     # [BR, BP, BQ] int64 factor tiles: BR = 16 spills on sm_90 (scripts/triton_aot.py); 8 does not
-    ref.check_bmm("pam_bmm_exact_grad", a, b)
-    ref.check_grad("pam_bmm_exact_grad", grad, a, b)
+    ref.check_bmm_exact_grad(grad, a, b, offset)
     if a.dtype == torch.float64:
         return ref.bmm_exact_grad(grad, a, b, offset)
     g32, a32, b32 = grad.to(torch.float32), a.to(torch.float32), b.to(torch.float32)
@@ -264,7 +263,7 @@ def bmm_exact_grad(grad, a, b, offset=1.0, BR=8, BP=16, BQ=8):
 
 
 def bmm(a, b, offset=1.0, exact_grad=False, BM=32, BN=32, BK=8):
-    ref.check_bmm("pam_bmm", a, b)
+    ref.check_bmm(a, b, offset)
     if a.dtype == torch.float64:
         return ref.bmm(a, b, offset)
     a32, b32 = a.to(torch.float32), b.to(torch.float32)

@@ -42,15 +42,14 @@ def _prior_kernel(start_ptr, radius_ptr, k_ptr, amp_ptr, noise_ptr, out_ptr, n, 
     theta = 6.283185307179586 * tl.where(cycles >= 0.5, cycles - 1.0, cycles)
     k = tl.load(k_ptr + frame, mask=m, other=0.0)
     half = tl.sin(0.5 * theta)
-    small = tl.abs(half) < 1e-7  # 0/0: the first-order limit theta K (K + 1) / 2
-    ratio = tl.sin(0.5 * k * theta) * tl.sin(0.5 * (k + 1.0) * theta) / tl.where(small, 1.0, half)
-    total = tl.where(small, 0.5 * theta * k * (k + 1.0), ratio)
+    zero = half == 0.0  # theta = 0: every sin(k theta) is 0 (csrc/include/pyops/wavehax.h harmonic_sum)
+    total = tl.where(zero, 0.0, tl.sin(0.5 * k * theta) * tl.sin(0.5 * (k + 1.0) * theta) / tl.where(zero, 1.0, half))
     v = (tl.load(amp_ptr + frame, mask=m, other=0.0) * total).to(tl.float32)
     tl.store(out_ptr + i, v + tl.load(noise_ptr + i, mask=m, other=0.0), mask=m)
 
 
 def harmonic_prior(f0, noise, phase0, hop_length, sample_rate, power_factor):
-    ref.check_prior("wavehax_harmonic_prior", f0, noise, phase0, hop_length, sample_rate)
+    ref.check_prior("wavehax_harmonic_prior", f0, noise, phase0, hop_length, sample_rate, power_factor)
     b, _, frames = f0.shape
     k, amplitude = (v.reshape(b, frames).contiguous() for v in ref.harmonic_counts(f0, sample_rate, power_factor))
     radius = f0.reshape(b, frames).double() / sample_rate

@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
-from typing import Callable, Optional
+from types import ModuleType
+from typing import Callable, Collection, Optional
 
 import torch
 
@@ -23,13 +24,13 @@ _lib = torch.library.Library(NAMESPACE, "DEF")
 
 # Loaded before any schema is defined: TORCH_LIBRARY_IMPL blocks in _C attach
 # to names the dispatcher keeps until the Python definition arrives.
-_C = None
+_C: Optional[ModuleType] = None
 _C_ERROR: Optional[str] = None
 if os.environ.get("PYOPS_DISABLE_CPP", "0") == "1":
     _C_ERROR = "disabled by PYOPS_DISABLE_CPP=1"
 else:
     try:
-        from pyops import _C  # noqa: F401
+        _C = importlib.import_module("pyops._C")
     except ImportError as e:  # pragma: no cover - exercised by the fallback test
         _here = os.path.dirname(os.path.abspath(__file__))
         if os.path.exists(os.path.join(_here, os.pardir, "setup.py")):
@@ -50,6 +51,16 @@ if _C is None:
 
 # Which backend serves each op on each device, for `python -m pyops` and tests.
 BACKENDS: dict[str, dict[str, str]] = {}
+# Each op's reference as it serves the raw op when no kernel does (argument check included).
+FALLBACKS: dict[str, Callable] = {}
+
+
+def _checked(check: Callable, reference: Callable) -> Callable:
+    def run(*args):
+        check(*args)
+        return reference(*args)
+
+    return run
 
 
 def _has_kernel(qualname: str, key: str) -> bool:
@@ -80,18 +91,22 @@ def define(
     reference: Callable,
     fake: Callable,
     triton: Optional[Callable] = None,
+    check: Optional[Callable] = None,
     composite: bool = False,
 ) -> torch._ops.OpOverloadPacket:
     """Declare ``pyops::<name>`` and register its backends and fake impl.
 
     ``reference`` and ``triton`` take the op's arguments and return its outputs;
     ``triton`` is a callable that launches Triton kernels on the inputs' device.
+    ``check`` takes the op's arguments and raises on bad ones, as the C++ kernel does: it runs
+    before ``reference`` wherever the reference serves the raw op (a raw op is public surface).
     ``composite``: ``reference`` is itself built from other pyops ops (and so runs
     their kernels) and serves every device.
     Autograd is registered by the family with ``torch.library.register_autograd``.
     """
     qualname = f"{NAMESPACE}::{name}"
     _lib.define(name + schema)
+    FALLBACKS[name] = reference = reference if check is None else _checked(check, reference)
     if composite:
         _lib.impl(name, reference, "CompositeExplicitAutograd")
         chosen = {"cpu": "composite", "cuda": "composite"}
@@ -123,7 +138,7 @@ def eager() -> bool:
     return not torch.compiler.is_compiling()
 
 
-def check_float(op: str, arg: str, t: torch.Tensor, dtypes) -> None:
+def check_float(op: str, arg: str, t: torch.Tensor, dtypes: Collection[torch.dtype]) -> None:
     check(isinstance(t, torch.Tensor), op, arg, f"must be a Tensor, got {type(t).__name__}", TypeError)
     check(
         t.dtype in dtypes,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -127,14 +127,18 @@ def _check_bits(op: str, bits: int) -> None:
 # ---------------------------------------------------------------- ops
 _encode = define("fewbit_encode", "(Tensor x, Tensor borders, int bits) -> Tensor", reference=ref.encode,
                  fake=lambda x, borders, bits: x.new_empty((x.numel() * bits + 7) // 8, dtype=torch.uint8),
-                 triton=_triton("encode"))
+                 triton=_triton("encode"), check=functools.partial(ref.check_encode, "fewbit_encode"))
 _backward = define("fewbit_backward", "(Tensor grad, Tensor codes, Tensor levels, int bits) -> Tensor",
                    reference=ref.backward, fake=lambda grad, codes, levels, bits: torch.empty_like(grad),
-                   triton=_triton("backward"))
+                   triton=_triton("backward"), check=functools.partial(ref.check_backward, "fewbit_backward"))
+
+
+def _check_forward(x, borders, bits, fn):
+    ref.check_encode("fewbit_forward", x, borders, bits)
+    check(fn in FUNCTIONS, "fewbit_forward", "fn", f"must be a built-in activation name, got {fn!r}")
 
 
 def _forward_reference(x, borders, bits, fn):
-    check(fn in FUNCTIONS, "fewbit_forward", "fn", f"must be a built-in activation name, got {fn!r}")
     return FUNCTIONS[fn](x).contiguous(), ref.encode(x, borders, bits)
 
 
@@ -145,7 +149,7 @@ def _forward_fake(x, borders, bits, fn):
 # y = f(x) and the code stream in one pass (fused kernels); fn is a built-in name.
 _forward = define(
     "fewbit_forward", "(Tensor x, Tensor borders, int bits, str fn) -> (Tensor, Tensor)",
-    reference=_forward_reference, triton=_triton("forward"), fake=_forward_fake,
+    reference=_forward_reference, triton=_triton("forward"), fake=_forward_fake, check=_check_forward,
 )
 
 # One op for every built-in: forward (y, codes); autograd keeps only codes + the level table.
@@ -182,7 +186,7 @@ class FewBitActivation:
                  builtin: bool):
         self.name, self.fn, self.bits, self.builtin = name, fn, bits, builtin
         self.borders, self.levels = borders, levels
-        self._on = {}  # device -> (borders, levels) copies, made once
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # copies per device, made once
 
     def _tables(self, device):
         if device not in self._on:
@@ -217,8 +221,8 @@ class _CustomFewBit(torch.autograd.Function):
         return _backward(grad_y.contiguous(), codes, levels, ctx.bits), None, None, None, None
 
 
-def activation(fn, bits: int = 3, weight: str = "uniform", derivative: Optional[Callable] = None
-               ) -> FewBitActivation:
+def activation(fn: Union[str, Callable[[torch.Tensor], torch.Tensor]], bits: int = 3, weight: str = "uniform",
+               derivative: Optional[Callable] = None) -> FewBitActivation:
     """A few-bit version of ``fn``: a built-in name ("gelu", "silu", ...) or any elementwise
     callable, whose optimal table is computed here (``derivative`` given, or by autograd)."""
     _check_bits("fewbit.activation", bits)

@@ -44,7 +44,7 @@ _grid_product = define(
     "gaunt_grid_product", "(Tensor x1, Tensor x2, Tensor table, Tensor weights, int lmax_out) -> Tensor",
     reference=ref.grid_product,
     fake=lambda x1, x2, table, weights, lmax_out: x1.new_empty(x1.shape[0], (lmax_out + 1) ** 2),
-    triton=_triton("grid_product"))
+    triton=_triton("grid_product"), check=ref.check_grid_product)
 
 
 def _grid_product_setup(ctx, inputs, output):
@@ -171,7 +171,7 @@ class _Fourier:
     def _sh2f(self, lmax: int):
         """T[v, (s, l), (u mod n_u, re/im)] and the gather that builds the [v, (s, l)] input."""
         c, a, L, n = ref.legendre_fourier(lmax), ref.alpha_fourier(lmax), lmax + 1, self.n_u
-        T = np.zeros((L, 2, L, n), dtype=np.complex128)
+        T: np.ndarray = np.zeros((L, 2, L, n), dtype=np.complex128)
         u = np.arange(-lmax, lmax + 1) % n
         for v in range(L):
             for s, m in enumerate((v, -v) if v else (0,)):
@@ -252,6 +252,7 @@ def _check_features(op: str, name: str, x) -> int:
     check(x.dim() >= 1, op, name, "must have a last dim of (lmax + 1)^2")
     lmax = lmax_of(x.shape[-1])
     check(lmax is not None, op, name, f"last dim must be (lmax + 1)^2 for some lmax, got {x.shape[-1]}")
+    assert lmax is not None  # for the type checker: check() raised
     return lmax
 
 
@@ -317,14 +318,15 @@ def gaunt_power(x: torch.Tensor, nu: int, lmax_out: Optional[int] = None, *,
               f"must have trailing shape ({nu}, {lo + 1})")
     gx, go = _grids((l1, lo), nu * l1 + lo, x.dtype, x.device)
     f = gx.to_grid(x)
-    power, out = f, 0
+    power, out = f, None
     for n in range(nu):
         if n:
             power = power * f
         term = go.from_grid(power)
         if weights is not None:
             term = term * _degree_weights(op, "weights", weights[..., n, :], lo, x)
-        out = out + term
+        out = term if out is None else out + term
+    assert out is not None  # nu >= 1
     return out
 
 
@@ -337,6 +339,7 @@ def _parse_irreps(op: str, name: str, irreps: str) -> int:
     for part in irreps.split("+"):
         m = _IRREP.match(part)
         check(m is not None, op, name, f"cannot parse {part!r} in {irreps!r}")
+        assert m is not None  # for the type checker: check() raised
         mul, l, p = int(m.group(1) or 1), int(m.group(2)), m.group(3)
         check(mul == 1, op, name, f"multiplicities must be 1 (channels go in a separate dim), got {part!r}")
         check(p == ("e" if l % 2 == 0 else "o"), op, name,

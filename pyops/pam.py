@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -34,6 +34,7 @@ __all__ = [
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float64)
 BACKWARD_MODES = ("pam", "exact")
+Operand = Union[torch.Tensor, float]  # a tensor, or a Python number taking the other's dtype
 LOG2E = math.log2(math.e)
 
 
@@ -46,21 +47,25 @@ def _bmm_fake(a, b, offset=1.0, exact_grad=False):
 
 
 _mul = define("pam_mul", "(Tensor a, Tensor b, float offset=1.0, bool exact_grad=False) -> Tensor",
-              reference=ref.mul, fake=_broadcast_fake, triton=_triton("mul"))
+              reference=ref.mul, fake=_broadcast_fake, triton=_triton("mul"), check=ref.check_mul)
 _div = define("pam_div", "(Tensor a, Tensor b) -> Tensor", reference=ref.div, fake=_broadcast_fake,
-              triton=_triton("div"))
+              triton=_triton("div"), check=ref.check_div)
 _grad_factor = define("pam_mul_grad_factor", "(Tensor a, Tensor b, float offset=1.0) -> Tensor",
-                      reference=ref.mul_grad_factor, fake=_broadcast_fake, triton=_triton("mul_grad_factor"))
-_exp2 = define("pam_exp2", "(Tensor x) -> Tensor", reference=ref.exp2, fake=torch.empty_like,
-               triton=_triton("exp2"))
-_log2 = define("pam_log2", "(Tensor x) -> Tensor", reference=ref.log2, fake=torch.empty_like,
-               triton=_triton("log2"))
+                      reference=ref.mul_grad_factor, fake=_broadcast_fake, triton=_triton("mul_grad_factor"),
+                      check=ref.check_mul_grad_factor)
+# fakes return contiguous outputs, as the C++, CUDA and Triton kernels do (empty_like would keep a
+# transposed input's strides, and inductor asserts the kernel's strides against the fake's)
+_exp2 = define("pam_exp2", "(Tensor x) -> Tensor", reference=ref.exp2, fake=lambda x: x.new_empty(x.shape),
+               triton=_triton("exp2"), check=ref.check_exp2)
+_log2 = define("pam_log2", "(Tensor x) -> Tensor", reference=ref.log2, fake=lambda x: x.new_empty(x.shape),
+               triton=_triton("log2"), check=ref.check_log2)
 _bmm = define("pam_bmm", "(Tensor a, Tensor b, float offset=1.0, bool exact_grad=False) -> Tensor",
-              reference=ref.bmm, fake=_bmm_fake, triton=_triton("bmm"))
+              reference=ref.bmm, fake=_bmm_fake, triton=_triton("bmm"), check=ref.check_bmm)
 _bmm_exact_grad = define(
     "pam_bmm_exact_grad", "(Tensor grad, Tensor a, Tensor b, float offset=1.0) -> (Tensor, Tensor)",
-    reference=ref.bmm_exact_grad, fake=lambda g, a, b, offset=1.0: (torch.empty_like(a), torch.empty_like(b)),
-    triton=_triton("bmm_exact_grad"),
+    reference=ref.bmm_exact_grad,
+    fake=lambda g, a, b, offset=1.0: (a.new_empty(a.shape), b.new_empty(b.shape)),
+    triton=_triton("bmm_exact_grad"), check=ref.check_bmm_exact_grad,
 )
 
 
@@ -150,14 +155,14 @@ def _pair(op: str, a, b, broadcast: bool = True):
     return a, b
 
 
-def mul(a, b, *, offset: float = 1.0, backward: str = "pam") -> torch.Tensor:
+def mul(a: Operand, b: Operand, *, offset: float = 1.0, backward: str = "pam") -> torch.Tensor:
     """Elementwise PAM product, broadcasting like ``torch.mul``."""
     a, b = _pair("pam.mul", a, b)
     _check_offset("pam.mul", offset)
     return _mul(a, b, offset, _mode("pam.mul", backward))
 
 
-def div(a, b) -> torch.Tensor:
+def div(a: Operand, b: Operand) -> torch.Tensor:
     """Elementwise PAD quotient ``bits^-1(A - B + bits(1))`` (over-estimates by at most 12.5%)."""
     a, b = _pair("pam.div", a, b)
     return _div(a, b)
@@ -183,7 +188,7 @@ def log(x: torch.Tensor) -> torch.Tensor:
     return div(log2(x), LOG2E)
 
 
-def pow(a: torch.Tensor, b, *, backward: str = "pam") -> torch.Tensor:
+def pow(a: torch.Tensor, b: Operand, *, backward: str = "pam") -> torch.Tensor:
     """``pa_exp2(PAM(pa_log2 a, b))``, with ``0 ** b = 0``."""
     check_float("pam.pow", "a", a, DTYPES)
     out = exp2(mul(log2(a), b, backward=backward))
@@ -216,7 +221,10 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, offset: float = 1.0, backward: s
     a2 = a.unsqueeze(0) if a.dim() == 1 else a
     b2 = b.unsqueeze(-1) if b.dim() == 1 else b
     check(a2.shape[-1] == b2.shape[-2], op, "b", f"shape {tuple(b.shape)} does not multiply a's {tuple(a.shape)}")
-    batch = torch.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    try:
+        batch = torch.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except RuntimeError:
+        check(False, op, "b", f"batch dims of shape {tuple(b.shape)} do not broadcast with a's {tuple(a.shape)}")
     n, k, m = a2.shape[-2], a2.shape[-1], b2.shape[-1]
     a3 = a2.expand(*batch, n, k).reshape(math.prod(batch), n, k)
     b3 = b2.expand(*batch, k, m).reshape(math.prod(batch), k, m)
@@ -263,6 +271,11 @@ def layer_norm(x: torch.Tensor, normalized_shape: Union[int, Sequence[int]], wei
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     check(tuple(x.shape[x.dim() - len(shape):]) == shape, op, "normalized_shape",
           f"{shape} must match the trailing dims of x {tuple(x.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            check_float(op, name, t, (x.dtype,))
+            check(tuple(t.shape) == shape, op, name, f"must have shape {shape}, got {tuple(t.shape)}")
+            check_same_device(op, x=x, **{name: t})
     if x.numel() == 0:  # empty in, empty out
         return x.clone()
     dims = tuple(range(-len(shape), 0))
@@ -279,8 +292,9 @@ def layer_norm(x: torch.Tensor, normalized_shape: Union[int, Sequence[int]], wei
 class PAMLinear(nn.Linear):
     """``nn.Linear`` whose matmul is a PAM matmul; loads nn.Linear state dicts unchanged."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None, *,
-                 offset: float = 1.0, backward: str = "pam"):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 device: Optional[Union[torch.device, str]] = None, dtype: Optional[torch.dtype] = None, *,
+                 offset: float = 1.0, backward: str = "pam") -> None:
         super().__init__(in_features, out_features, bias, device, dtype)
         _mode("PAMLinear", backward)
         self.offset, self.backward = offset, backward
@@ -295,7 +309,9 @@ class PAMLinear(nn.Linear):
 class PAMConv2d(nn.Conv2d):
     """``nn.Conv2d`` (zeros padding) computed as unfold + PAM matmul."""
 
-    def __init__(self, *args, offset: float = 1.0, backward: str = "pam", **kwargs):
+    padding: tuple[int, ...]  # numeric (checked in __init__); nn.Conv2d also allows a str
+
+    def __init__(self, *args: Any, offset: float = 1.0, backward: str = "pam", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _mode("PAMConv2d", backward)
         check(self.padding_mode == "zeros", "PAMConv2d", "padding_mode", f"must be 'zeros', got {self.padding_mode!r}")
@@ -326,6 +342,7 @@ def convert(model: nn.Module, *, offset: float = 1.0, backward: str = "pam") -> 
         for child_name, child in list(module.named_children()):
             if isinstance(child, (PAMLinear, PAMConv2d)):
                 continue
+            new: Union[PAMLinear, PAMConv2d]
             if isinstance(child, nn.Linear):
                 new = PAMLinear(child.in_features, child.out_features, child.bias is not None, device="meta",
                                 offset=offset, backward=backward)

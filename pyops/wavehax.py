@@ -36,7 +36,7 @@ _prior = define(
     "wavehax_harmonic_prior",
     "(Tensor f0, Tensor noise, Tensor phase0, int hop_length, int sample_rate, float power_factor) -> Tensor",
     reference=ref.harmonic_prior, fake=lambda f0, noise, phase0, hop, sr, pf: noise.new_empty(noise.shape),
-    triton=_triton("harmonic_prior"))
+    triton=_triton("harmonic_prior"), check=functools.partial(ref.check_prior, "wavehax_harmonic_prior"))
 
 
 def _prior_backward(ctx, grad):
@@ -56,16 +56,18 @@ def harmonic_prior(f0: Tensor, hop_length: int, sample_rate: int, noise: Tensor,
     check_float(op, "f0", f0, (torch.float32,))
     check_float(op, "noise", noise, (torch.float32,))
     check_float(op, "phase0", phase0, (torch.float64,))
+    check(isinstance(hop_length, int) and not isinstance(hop_length, bool) and hop_length > 0, op, "hop_length",
+          f"must be a positive int, got {hop_length!r}")
+    check(isinstance(sample_rate, int) and not isinstance(sample_rate, bool) and 0 < sample_rate < 2 ** 31, op,
+          "sample_rate", f"must be an int in [1, 2^31), got {sample_rate!r}")
+    check(isinstance(power_factor, (int, float)) and abs(power_factor) <= 1e6, op, "power_factor",
+          f"must be a float in [-1e6, 1e6], got {power_factor!r}")
     check(f0.dim() == 3 and f0.shape[1] == 1, op, "f0", f"must have shape [batch, 1, frames], got {tuple(f0.shape)}")
     want = (f0.shape[0], 1, f0.shape[2] * hop_length)
     check(tuple(noise.shape) == want, op, "noise", f"must have shape {want}, got {tuple(noise.shape)}")
     check(tuple(phase0.shape) == (f0.shape[0],), op, "phase0", f"must have shape [{f0.shape[0]}], got "
           f"{tuple(phase0.shape)}")
     check_same_device(op, f0=f0, noise=noise, phase0=phase0)
-    check(isinstance(hop_length, int) and not isinstance(hop_length, bool) and hop_length > 0, op, "hop_length",
-          f"must be a positive int, got {hop_length!r}")
-    check(isinstance(sample_rate, int) and not isinstance(sample_rate, bool) and 0 < sample_rate < 2 ** 31, op,
-          "sample_rate", f"must be an int in [1, 2^31), got {sample_rate!r}")
     if f0.numel() and eager():  # data-dependent: the kernels check too
         check(bool((torch.isfinite(f0) & (f0 >= 0)).all()), op, "f0", "must be finite and >= 0 (0 = unvoiced)")
     return _prior(f0, noise, phase0, hop_length, sample_rate, power_factor)
@@ -75,7 +77,8 @@ _block = define(
     "wavehax_convnext2d_block",
     "(Tensor x, Tensor dw_weight, Tensor norm_weight, Tensor norm_bias, Tensor pw1_weight, Tensor pw1_bias, "
     "Tensor pw2_weight, Tensor pw2_bias, Tensor layer_scale, float eps, bool framewise) -> Tensor",
-    reference=ref.convnext2d_block, fake=lambda x, *args: x.new_empty(x.shape), triton=_triton("convnext2d_block"))
+    reference=ref.convnext2d_block, fake=lambda x, *args: x.new_empty(x.shape), triton=_triton("convnext2d_block"),
+    check=lambda x, *args: ref.check_block("wavehax_convnext2d_block", x, *args[:8]))
 
 
 def _block_setup(ctx, inputs, output):

@@ -307,3 +307,44 @@ def test_generator_float64_and_clear_dtype_error():
     assert y64.dtype == torch.float64
     torch.testing.assert_close(y64.float(), y32, atol=1e-5, rtol=1e-4)
     assert_raises_naming(lambda: g.bfloat16()(mel.bfloat16(), f0), TypeError, "WavehaxGenerator", "float32 or float64")
+
+
+@pytest.mark.parametrize("backend", BACKENDS + ["reference"])
+def test_prior_sub_hz_f0_matches_explicit_sum(backend):
+    """F0 = 5e-4 Hz: K = 2.4e7 harmonics, and a start phase that puts theta at -2.6e-8 and 1.05e-7, where
+    sin(theta / 2) < 1e-7 but K theta = -0.63 and 2.5. A first-order small-angle branch there gave
+    theta K (K + 1) / 2, up to 2x the true sum."""
+    f0, hop, pf, phase0 = 5e-4, 2, 0.1, -2.5e-8
+    f0_32 = float(torch.tensor(f0, dtype=torch.float32))
+    k = math.floor(SR / 2 / f0)
+    args = (torch.full((1, 1, 1), f0), torch.zeros(1, 1, hop), torch.tensor([phase0], dtype=torch.float64), hop, SR,
+            pf)
+    got = (ref.harmonic_prior(*args) if backend == "reference" else
+           run_backend(backend, PRIOR, LAUNCHER("harmonic_prior"), *args))
+    ks = torch.arange(1, k + 1, dtype=torch.float64)
+    amp = pf * math.sqrt(2 * f0_32 / (SR / 2))
+    for s in range(hop):
+        theta = 2 * math.pi * (phase0 + (s + 1) * f0_32 / SR)
+        want = amp * sum(torch.sin(chunk * theta).sum().item() for chunk in ks.split(1 << 22))
+        assert abs(got[0, 0, s].item() - want) <= 1e-5 * abs(want), (s, got[0, 0, s].item(), want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_prior_f0_below_floor_matches_reference(backend):
+    """0 < F0 < 1e-12 Hz counts as 1e-12 Hz on every backend (the C++ kernel counted 1e34 harmonics)."""
+    args = (torch.tensor([[[1e-30, 1e-13, 0.0, 220.0]]]), torch.zeros(1, 1, 40), torch.zeros(1, dtype=torch.float64),
+            10, 22050, 0.1)
+    want = ref.harmonic_prior(*args)
+    got = run_backend(backend, PRIOR, LAUNCHER("harmonic_prior"), *args)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+
+
+def test_prior_rejects_bad_scalars_naming_them():
+    f0, noise, phase0 = torch.full((1, 1, 2), 100.0), torch.zeros(1, 1, 8), torch.zeros(1, dtype=torch.float64)
+    assert_raises_naming(lambda: wavehax.harmonic_prior(f0, -4, SR, noise, phase0), ValueError, "harmonic_prior",
+                         "'hop_length'")
+    for pf in (float("nan"), float("inf"), 1e300):
+        assert_raises_naming(lambda: wavehax.harmonic_prior(f0, 4, SR, noise, phase0, pf), ValueError,
+                             "harmonic_prior", "'power_factor'")
+        assert_raises_naming(lambda: PRIOR(f0, noise, phase0, 4, SR, pf), RuntimeError, "wavehax_harmonic_prior",
+                             "'power_factor'")

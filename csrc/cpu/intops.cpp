@@ -142,6 +142,7 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
   const Tensor b = channel_constant("intops_gelu", "b", b_, channels),
                c = channel_constant("intops_gelu", "c", c_, channels),
                one = channel_constant("intops_gelu", "one", one_, channels);
+  check_gelu(b, c, one);
   const int64_t *pb = b.const_data_ptr<int64_t>(), *pc = c.const_data_ptr<int64_t>(),
                 *pone = one.const_data_ptr<int64_t>();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));

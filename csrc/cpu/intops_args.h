@@ -54,5 +54,23 @@ inline void check_requantize(const at::Tensor& m, const at::Tensor& e, int64_t b
               "pyops.intops_requantize: argument 'e' must be in [-64, 64]");
 }
 
+// b [C], c [C], one [C] (expanded): out = x ((y >> 14) + one) with y = +-(m^2 + c), m in [b, 0].
+// b < 0 keeps the clamp's sign (the CPU table relies on it) and m^2 < 2^62; |c|, |one| < 2^62 keep
+// y and (y >> 14) + one in int64; the factor's extremes (y = +-c, +-(b^2 + c)) within 2^31 keep
+// x times it in int64 for any int32 x.
+inline void check_gelu(const at::Tensor& b, const at::Tensor& c, const at::Tensor& one) {
+  if (b.numel() == 0) return;
+  constexpr int64_t k31 = int64_t(1) << 31, k62 = int64_t(1) << 62;
+  TORCH_CHECK(at::logical_and(b > -k31, b < 0).all().item<bool>(), "pyops.intops_gelu: argument 'b' must be in (-2^31, 0)");
+  TORCH_CHECK(at::logical_and(c > -k62, c < k62).all().item<bool>(), "pyops.intops_gelu: argument 'c' must be in (-2^62, 2^62)");
+  TORCH_CHECK(at::logical_and(one > -k62, one < k62).all().item<bool>(),
+              "pyops.intops_gelu: argument 'one' must be in (-2^62, 2^62)");
+  const at::Tensor top = b * b + c;
+  at::Tensor worst = at::zeros_like(one);
+  for (const at::Tensor& y : {c, top, -c, -top}) worst = at::maximum(worst, (at::floor_divide(y, 1 << 14) + one).abs());
+  TORCH_CHECK((worst <= k31).all().item<bool>(), "pyops.intops_gelu: constants 'b', 'c' and 'one' must keep ",
+              "|(y >> 14) + one| <= 2^31, so that x times it fits int64");
+}
+
 }  // namespace intops_args
 }  // namespace pyops

@@ -61,7 +61,7 @@ void grad_factor_any(const T* a, const T* b, T* o, int64_t n, double offset) {
 // Broadcast a and b like torch, run `fn(a, b, out, n)` over chunks in parallel.
 template <typename Fn>
 Tensor binary(const char* op, const Tensor& a_, const Tensor& b_, Fn fn) {
-  check_pair(op, a_, b_);
+  check_broadcast(op, a_, b_);
   const auto [a, b] = broadcast_pair(a_, b_);
   Tensor out = at::empty_like(a);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "pam", [&] {
@@ -76,6 +76,7 @@ Tensor binary(const char* op, const Tensor& a_, const Tensor& b_, Fn fn) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b, double offset, bool /*exact_grad: autograd only*/) {
+  check_offset("pam_mul", offset);
   offset = offset_for(offset, a);
   return binary("pam_mul", a, b, [&](auto pa, auto pb, auto po, int64_t n) { mul_any(pa, pb, po, n, offset); });
 }
@@ -85,6 +86,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul_grad_factor(const Tensor& a, const Tensor& b, double offset) {
+  check_offset("pam_mul_grad_factor", offset);
   offset = offset_for(offset, a);
   return binary("pam_mul_grad_factor", a, b,
                 [&](auto pa, auto pb, auto po, int64_t n) { grad_factor_any(pa, pb, po, n, offset); });
@@ -284,6 +286,7 @@ void matmul_slice(const double* A, const double* B, double* C, int64_t M, int64_
 
 Tensor bmm(const Tensor& a_, const Tensor& b_, double offset, bool /*exact_grad: autograd only*/) {
   check_bmm("pam_bmm", a_, b_);
+  check_offset("pam_bmm", offset);
   offset = offset_for(offset, a_);
   const auto ct = compute_type(a_);
   const Tensor a = a_.to(ct).contiguous(), b = b_.to(ct).contiguous();
@@ -307,6 +310,7 @@ Tensor bmm(const Tensor& a_, const Tensor& b_, double offset, bool /*exact_grad:
 // each factor a power of two applied by an exact PAM (no multiply).
 std::tuple<Tensor, Tensor> bmm_exact_grad(const Tensor& g_, const Tensor& a_, const Tensor& b_, double offset) {
   check_bmm("pam_bmm_exact_grad", a_, b_);
+  check_offset("pam_bmm_exact_grad", offset);
   offset = offset_for(offset, a_);
   const auto ct = compute_type(a_);
   const Tensor g = g_.to(ct).contiguous(), a = a_.to(ct).contiguous(), b = b_.to(ct).contiguous();

@@ -3,6 +3,9 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
+
 namespace pyops {
 namespace pam_args {
 
@@ -16,6 +19,24 @@ inline void check_pair(const char* op, const at::Tensor& a, const at::Tensor& b)
   check_dtype(op, "b", b);
   TORCH_CHECK(a.scalar_type() == b.scalar_type(), "pyops.", op, ": arguments 'a' and 'b' must share a dtype, got ",
               a.scalar_type(), " and ", b.scalar_type());
+}
+
+// Elementwise operands: dtypes and broadcastable shapes (torch's own error would not name the op).
+inline void check_broadcast(const char* op, const at::Tensor& a, const at::Tensor& b) {
+  check_pair(op, a, b);
+  const int64_t na = a.dim(), nb = b.dim();
+  for (int64_t i = 1; i <= std::min(na, nb); ++i) {
+    const int64_t sa = a.size(na - i), sb = b.size(nb - i);
+    TORCH_CHECK(sa == sb || sa == 1 || sb == 1, "pyops.", op, ": arguments 'a' and 'b' have shapes ", a.sizes(),
+                " and ", b.sizes(), ", which do not broadcast");
+  }
+}
+
+// The offset of the PAM rule: (0.5, 2) keeps 2^E(a) 2^E(b) offset a normal float and every
+// backend's integer add the same (the public functions check it too).
+inline void check_offset(const char* op, double offset) {
+  TORCH_CHECK(std::isfinite(offset) && offset > 0.5 && offset < 2.0, "pyops.", op,
+              ": argument 'offset' must be in (0.5, 2), got ", offset);
 }
 
 inline void check_bmm(const char* op, const at::Tensor& a, const at::Tensor& b) {

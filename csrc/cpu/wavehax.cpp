@@ -359,7 +359,7 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
 // ---------------------------------------------------------------- harmonic prior
 Tensor harmonic_prior(const Tensor& f0_, const Tensor& noise_, const Tensor& phase0_, int64_t hop, int64_t sample_rate,
                       double power_factor) {
-  wavehax_args::check_prior("wavehax_harmonic_prior", f0_, noise_, phase0_, hop, sample_rate);
+  wavehax_args::check_prior("wavehax_harmonic_prior", f0_, noise_, phase0_, hop, sample_rate, power_factor);
   const Tensor f0 = f0_.contiguous(), noise = noise_.contiguous(), phase0 = phase0_.contiguous();
   Tensor out = at::empty_like(noise, at::MemoryFormat::Contiguous);
   const int64_t B = f0.size(0), N = f0.size(2);

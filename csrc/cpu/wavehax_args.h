@@ -2,6 +2,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 namespace pyops {
 namespace wavehax_args {
 
@@ -47,7 +49,7 @@ inline void check_block(const char* op, const at::Tensor& x, const at::Tensor& d
 
 // f0 [B, 1, N] float32; noise [B, 1, N hop] float32; phase0 [B] float64 (cycles).
 inline void check_prior(const char* op, const at::Tensor& f0, const at::Tensor& noise, const at::Tensor& phase0,
-                        int64_t hop, int64_t sample_rate) {
+                        int64_t hop, int64_t sample_rate, double power_factor) {
   TORCH_CHECK(hop > 0, "pyops.", op, ": argument 'hop_length' must be positive, got ", hop);
   TORCH_CHECK(sample_rate > 0 && sample_rate <= 2147483647, "pyops.", op,
               ": argument 'sample_rate' must be in [1, 2^31), got ", sample_rate);
@@ -60,6 +62,9 @@ inline void check_prior(const char* op, const at::Tensor& f0, const at::Tensor& 
               noise.sizes());
   TORCH_CHECK(phase0.dim() == 1 && phase0.size(0) == b && phase0.scalar_type() == at::kDouble, "pyops.", op,
               ": argument 'phase0' must be float64 [", b, "], got ", phase0.scalar_type(), " ", phase0.sizes());
+  // |power_factor| <= 1e6 keeps every sample finite in float32: |prior| <= |power_factor| sqrt(2 (K + 1)) < 5e16
+  TORCH_CHECK(std::fabs(power_factor) <= 1e6, "pyops.", op, ": argument 'power_factor' must be in [-1e6, 1e6], got ",
+              power_factor);
   // a NaN or inf F0 would poison the running phase of the rest of the utterance
   TORCH_CHECK(f0.numel() == 0 || at::logical_and(at::isfinite(f0), f0 >= 0).all().item<bool>(), "pyops.", op,
               ": argument 'f0' must be finite and >= 0 (0 = unvoiced)");

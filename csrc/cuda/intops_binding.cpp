@@ -75,6 +75,7 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
   const c10::cuda::CUDAGuard guard(x_.device());
   const Tensor x = x_.contiguous(), b = channel_constant("intops_gelu", "b", b_, ch),
                c = channel_constant("intops_gelu", "c", c_, ch), one = channel_constant("intops_gelu", "one", one_, ch);
+  check_gelu(b, c, one);
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_gelu", [&] {
     k::gelu<scalar_t>(x.const_data_ptr<scalar_t>(), b.const_data_ptr<int64_t>(), c.const_data_ptr<int64_t>(),

@@ -17,7 +17,7 @@ using namespace pam_args;
 namespace k = pam_cuda;
 
 Tensor binary(const char* op, k::Binary kind, const Tensor& a_, const Tensor& b_, double offset) {
-  check_pair(op, a_, b_);
+  check_broadcast(op, a_, b_);
   const c10::cuda::CUDAGuard guard(a_.device());
   const auto [a, b] = broadcast_pair(a_, b_);
   Tensor out = at::empty_like(a);
@@ -32,10 +32,12 @@ Tensor binary(const char* op, k::Binary kind, const Tensor& a_, const Tensor& b_
 }
 
 Tensor mul(const Tensor& a, const Tensor& b, double offset, bool /*exact_grad: autograd only*/) {
+  check_offset("pam_mul", offset);
   return binary("pam_mul", k::Binary::kMul, a, b, offset);
 }
 Tensor div(const Tensor& a, const Tensor& b) { return binary("pam_div", k::Binary::kDiv, a, b, 1.0); }
 Tensor mul_grad_factor(const Tensor& a, const Tensor& b, double offset) {
+  check_offset("pam_mul_grad_factor", offset);
   return binary("pam_mul_grad_factor", k::Binary::kMulGradFactor, a, b, offset);
 }
 
@@ -57,6 +59,7 @@ Tensor log2(const Tensor& x) { return unary("pam_log2", k::Unary::kLog2, x); }
 
 Tensor bmm(const Tensor& a_, const Tensor& b_, double offset, bool /*exact_grad: autograd only*/) {
   check_bmm("pam_bmm", a_, b_);
+  check_offset("pam_bmm", offset);
   const c10::cuda::CUDAGuard guard(a_.device());
   const auto ct = compute_type(a_);
   const Tensor a = a_.to(ct).contiguous(), b = b_.to(ct).contiguous();
@@ -72,6 +75,7 @@ Tensor bmm(const Tensor& a_, const Tensor& b_, double offset, bool /*exact_grad:
 
 std::tuple<Tensor, Tensor> bmm_exact_grad(const Tensor& g_, const Tensor& a_, const Tensor& b_, double offset) {
   check_bmm("pam_bmm_exact_grad", a_, b_);
+  check_offset("pam_bmm_exact_grad", offset);
   check_grad("pam_bmm_exact_grad", g_, a_, b_);
   const c10::cuda::CUDAGuard guard(a_.device());
   const auto ct = compute_type(a_);

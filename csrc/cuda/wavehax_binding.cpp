@@ -47,7 +47,7 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
 
 Tensor harmonic_prior(const Tensor& f0_, const Tensor& noise_, const Tensor& phase0, int64_t hop, int64_t sample_rate,
                       double power_factor) {
-  wavehax_args::check_prior("wavehax_harmonic_prior", f0_, noise_, phase0, hop, sample_rate);
+  wavehax_args::check_prior("wavehax_harmonic_prior", f0_, noise_, phase0, hop, sample_rate, power_factor);
   const c10::cuda::CUDAGuard guard(f0_.device());
   const int64_t B = f0_.size(0), N = f0_.size(2);
   const Tensor f0 = f0_.reshape({B, N}).contiguous(), noise = noise_.contiguous();

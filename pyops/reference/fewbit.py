@@ -3,7 +3,9 @@ the backward ``levels[code] * grad``.
 
 Element i's code occupies bits [b i, b i + b) of a uint8 buffer of
 ceil(n b / 8) bytes. code(x) = number of inner borders strictly below x (a
-value equal to a border goes to the lower piece); NaN gets code 0.
+value equal to a border goes to the lower piece); NaN gets code 0. As in the
+kernels, borders and levels are float32, and a count needs no sorted borders
+(a NaN border is below nothing).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import torch
 
 def encode(x: torch.Tensor, borders: torch.Tensor, bits: int) -> torch.Tensor:
     n = x.numel()
-    codes = torch.bucketize(x.reshape(-1).float(), borders.float(), right=False)
+    # counting is order-free: bucketize into the sorted borders, a NaN border as +inf (below nothing)
+    b = borders.float()
+    b = torch.sort(torch.where(torch.isnan(b), torch.full_like(b, math.inf), b)).values
+    codes = torch.bucketize(x.reshape(-1).float(), b, right=False)
     codes = torch.where(torch.isnan(x.reshape(-1)), torch.zeros_like(codes), codes)
     shifts = torch.arange(bits, device=x.device)
     stream = ((codes[:, None] >> shifts) & 1).reshape(-1)  # bit j of code i at position b i + j
@@ -32,7 +37,7 @@ def decode(codes: torch.Tensor, n: int, bits: int) -> torch.Tensor:
 def backward(grad: torch.Tensor, codes: torch.Tensor, levels: torch.Tensor, bits: int) -> torch.Tensor:
     idx = decode(codes, grad.numel(), bits)
     acc = torch.float64 if grad.dtype == torch.float64 else torch.float32  # one rounding for half/bf16
-    return (levels.to(acc)[idx].reshape(grad.shape) * grad.to(acc)).to(grad.dtype)
+    return (levels.float().to(acc)[idx].reshape(grad.shape) * grad.to(acc)).to(grad.dtype)
 
 
 # ---- the argument checks of csrc/cpu/fewbit_args.h, for the Triton launchers

@@ -72,6 +72,24 @@ def requantize_constants_error(m: torch.Tensor, e: torch.Tensor, bits: int):
     return None
 
 
+def gelu_constants_error(b: torch.Tensor, c: torch.Tensor, one: torch.Tensor):
+    """out = x ((y >> 14) + one), y = +-(m^2 + c), m in [b, 0]: b in (-2^31, 0), |c|, |one| < 2^62,
+    and the factor's extremes within 2^31 keep every int32 x's product in int64 (check_gelu in C++)."""
+    if b.numel() == 0:
+        return None
+    if not bool(((b > -2 ** 31) & (b < 0)).all()):
+        return "argument 'b' must be in (-2^31, 0)"
+    for name, t in (("c", c), ("one", one)):
+        if not bool(((t > -2 ** 62) & (t < 2 ** 62)).all()):
+            return f"argument '{name}' must be in (-2^62, 2^62)"
+    top = b * b + c
+    worst = torch.stack([(torch.div(y, 2 ** IBERT_GELU_SHIFT, rounding_mode="floor") + one).abs()
+                         for y in (c, top, -c, -top)])
+    if not bool((worst <= 2 ** 31).all()):
+        return "constants 'b', 'c' and 'one' must keep |(y >> 14) + one| <= 2^31, so that x times it fits int64"
+    return None
+
+
 def raise_if(op: str, error) -> None:
     if error is not None:
         raise RuntimeError(f"pyops.{op}: {error}")
@@ -283,3 +301,57 @@ def check_channel_constant(op: str, arg: str, t: torch.Tensor, x: torch.Tensor) 
                            f"{tuple(t.shape)}")
     if t.device != x.device:
         raise RuntimeError(f"pyops.{op}: argument '{arg}' must be on the device of 'x' ({x.device}), got {t.device}")
+
+
+# ---- each raw op's whole argument check (its C++ kernel's), shared by the Triton launchers and
+# the reference fallback (pyops._library.define)
+def check_exp(x: torch.Tensor, x0: int, b: int, c: int) -> None:
+    if x.dtype not in _INTS:
+        raise RuntimeError(f"pyops.intops_exp: argument 'x' must be int8, int16 or int32, got {x.dtype}")
+    raise_if("intops_exp", ibert_constants_error(x0, b, c))
+    if x.numel() and not bool((x <= 0).all()):
+        raise RuntimeError("pyops.intops_exp: argument 'x' must be <= 0 (x - rowmax)")
+
+
+def check_softmax(x: torch.Tensor, x0: int, b: int, c: int, output_bits: int, method: str) -> None:
+    check_rows("intops_softmax", x)
+    if method not in ("ibert", "shiftmax"):
+        raise RuntimeError(f"pyops.intops_softmax: argument 'method' must be 'ibert' or 'shiftmax', got {method!r}")
+    raise_if("intops_softmax", output_bits_error(output_bits))
+    raise_if("intops_softmax", ibert_constants_error(x0, b, c) if method == "ibert" else shift_x0_error(x0, SHIFTMAX_N))
+
+
+def check_shiftgelu(x: torch.Tensor, x0: int, output_bits: int) -> None:
+    check_rows("intops_shiftgelu", x)
+    raise_if("intops_shiftgelu", output_bits_error(output_bits))
+    raise_if("intops_shiftgelu", shift_x0_error(x0, SHIFTGELU_N))
+
+
+def check_layernorm(x: torch.Tensor, bias_int: torch.Tensor, shift: int, isqrt: str) -> None:
+    check_rows("intops_layernorm", x)
+    if isqrt not in ("exact", "newton"):
+        raise RuntimeError(f"pyops.intops_layernorm: argument 'isqrt' must be 'exact' or 'newton', got {isqrt!r}")
+    if not 0 <= shift < 32:
+        raise RuntimeError(f"pyops.intops_layernorm: argument 'shift' must be in [0, 32), got {shift}")
+    check_channel_constant("intops_layernorm", "bias_int", bias_int, x)
+
+
+def check_gelu(x: torch.Tensor, b: torch.Tensor, c: torch.Tensor, one: torch.Tensor) -> None:
+    check_rows("intops_gelu", x)
+    for name, t in (("b", b), ("c", c), ("one", one)):
+        check_channel_constant("intops_gelu", name, t, x)
+    raise_if("intops_gelu", gelu_constants_error(b, c, one))
+
+
+def check_requantize(x: torch.Tensor, m: torch.Tensor, e: torch.Tensor, bits: int) -> None:
+    check_rows("intops_requantize", x)
+    for name, t in (("m", m), ("e", e)):
+        check_channel_constant("intops_requantize", name, t, x)
+    raise_if("intops_requantize", requantize_constants_error(m, e, bits))
+
+
+def check_isqrt(x: torch.Tensor) -> None:
+    if x.dtype not in (torch.int32, torch.int64):
+        raise RuntimeError(f"pyops.intops_isqrt: argument 'x' must be int32 or int64, got {x.dtype}")
+    if x.numel() and not bool((x >= 0).all()):
+        raise RuntimeError("pyops.intops_isqrt: argument 'x' must be non-negative")

@@ -8,6 +8,8 @@ then has zero low 16 bits, so narrowing back is exact).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # dtype -> (int view, mantissa bits, max exponent field, bits of 1.0)
@@ -186,34 +188,41 @@ def bmm_exact_grad(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor, offset:
     return ga.to(out_dtype), gb.to(out_dtype)
 
 
-# ---- the argument checks of csrc/cpu/pam_args.h, for the Triton launchers (raw ops skip the wrappers)
+# ---- the argument checks of csrc/cpu/pam_args.h: check_<op> takes the raw op's arguments, for the Triton
+# launchers and the reference fallback (pyops._library.define); raw ops skip the Python wrappers
 _FLOATS = (torch.float32, torch.float64, torch.bfloat16)
 
 
-def check_dtype(op: str, arg: str, t: torch.Tensor) -> None:
+def _check_dtype(op: str, arg: str, t: torch.Tensor) -> None:
     if t.dtype not in _FLOATS:
         raise TypeError(f"pyops.{op}: argument '{arg}' must be float32, float64 or bfloat16, got {t.dtype}")
 
 
 def _check_operands(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
-    check_dtype(op, "a", a)
-    check_dtype(op, "b", b)
+    _check_dtype(op, "a", a)
+    _check_dtype(op, "b", b)
     if a.dtype != b.dtype:
         raise TypeError(f"pyops.{op}: arguments 'a' and 'b' must share a dtype, got {a.dtype} and {b.dtype}")
     if a.device != b.device:
         raise ValueError(f"pyops.{op}: arguments 'a' and 'b' must be on one device, got {a.device} and {b.device}")
 
 
-def check_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
+def _check_pair(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
     """Elementwise operands: dtypes, device, broadcastable shapes."""
     _check_operands(op, a, b)
     try:
         torch.broadcast_shapes(a.shape, b.shape)
     except RuntimeError:
-        raise ValueError(f"pyops.{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
+        raise ValueError(f"pyops.{op}: arguments 'a' and 'b' have shapes {tuple(a.shape)} and {tuple(b.shape)}, "
+                         "which do not broadcast") from None
 
 
-def check_bmm(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
+def _check_offset(op: str, offset: float) -> None:
+    if not (math.isfinite(offset) and 0.5 < offset < 2.0):
+        raise RuntimeError(f"pyops.{op}: argument 'offset' must be in (0.5, 2), got {offset}")
+
+
+def _check_bmm_operands(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
     _check_operands(op, a, b)
     if a.dim() != 3 or b.dim() != 3:
         raise ValueError(f"pyops.{op}: arguments 'a' and 'b' must be 3-D [batch, n, k] and [batch, k, m], got "
@@ -222,9 +231,42 @@ def check_bmm(op: str, a: torch.Tensor, b: torch.Tensor) -> None:
         raise ValueError(f"pyops.{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not multiply")
 
 
-def check_grad(op: str, g: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+def _check_grad(op: str, g: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
     want = (a.shape[0], a.shape[1], b.shape[2])
     if tuple(g.shape) != want:
         raise ValueError(f"pyops.{op}: argument 'grad' must have shape {list(want)}, got {tuple(g.shape)}")
     if g.device != a.device:
         raise ValueError(f"pyops.{op}: argument 'grad' must be on the device of 'a' ({a.device}), got {g.device}")
+
+
+def check_mul(a: torch.Tensor, b: torch.Tensor, offset: float = 1.0, exact_grad: bool = False) -> None:
+    _check_pair("pam_mul", a, b)
+    _check_offset("pam_mul", offset)
+
+
+def check_div(a: torch.Tensor, b: torch.Tensor) -> None:
+    _check_pair("pam_div", a, b)
+
+
+def check_mul_grad_factor(a: torch.Tensor, b: torch.Tensor, offset: float = 1.0) -> None:
+    _check_pair("pam_mul_grad_factor", a, b)
+    _check_offset("pam_mul_grad_factor", offset)
+
+
+def check_exp2(x: torch.Tensor) -> None:
+    _check_dtype("pam_exp2", "x", x)
+
+
+def check_log2(x: torch.Tensor) -> None:
+    _check_dtype("pam_log2", "x", x)
+
+
+def check_bmm(a: torch.Tensor, b: torch.Tensor, offset: float = 1.0, exact_grad: bool = False) -> None:
+    _check_bmm_operands("pam_bmm", a, b)
+    _check_offset("pam_bmm", offset)
+
+
+def check_bmm_exact_grad(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor, offset: float = 1.0) -> None:
+    _check_bmm_operands("pam_bmm_exact_grad", a, b)
+    _check_grad("pam_bmm_exact_grad", grad, a, b)
+    _check_offset("pam_bmm_exact_grad", offset)

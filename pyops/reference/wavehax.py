@@ -53,19 +53,21 @@ def harmonic_prior(f0: Tensor, noise: Tensor, phase0: Tensor, hop_length: int, s
     """The same prior in closed form, O(T) (the ``pyops::wavehax_harmonic_prior`` oracle):
     sum_{k=1..K} sin(k t) = sin(K t / 2) sin((K + 1) t / 2) / sin(t / 2), with K per frame the
     count of k f0 <= sr/2 (product rounded to float32 as in the official mask)."""
-    check_prior("wavehax_harmonic_prior", f0, noise, phase0, hop_length, sample_rate)
+    check_prior("wavehax_harmonic_prior", f0, noise, phase0, hop_length, sample_rate, power_factor)
     if noise.numel() == 0:
         return noise.clone()
     k, amplitude = harmonic_counts(f0, sample_rate, power_factor)
     k, amplitude = (torch.repeat_interleave(v, hop_length, dim=2) for v in (k, amplitude))
     radius = torch.repeat_interleave(f0, hop_length, dim=2).to(torch.float64) / sample_rate
-    radius[..., 0] += phase0.reshape(-1, 1).to(torch.float64)
-    theta = 2.0 * math.pi * torch.cumsum(radius, dim=2)
-    theta = torch.remainder(theta + math.pi, 2.0 * math.pi) - math.pi  # sin(k t) is 2 pi periodic in t
+    p0 = phase0.reshape(-1, 1).to(torch.float64)
+    radius[..., 0] += p0 - torch.floor(p0)  # whole cycles first: K dtheta is the error that matters
+    cycles = torch.cumsum(radius, dim=2)
+    cycles = cycles - torch.floor(cycles)
+    theta = 2.0 * math.pi * torch.where(cycles >= 0.5, cycles - 1.0, cycles)  # [-pi, pi)
     half_sin = torch.sin(theta / 2)
-    small = half_sin.abs() < 1e-7  # 0/0: the first-order limit t K (K + 1) / 2
-    dirichlet = torch.sin(k * theta / 2) * torch.sin((k + 1) * theta / 2) / torch.where(small, 1.0, half_sin)
-    dirichlet = torch.where(small, theta * k * (k + 1) / 2, dirichlet)
+    zero = half_sin == 0  # theta = 0: every sin(k t) is 0; elsewhere the ratio is accurate
+    dirichlet = torch.sin(k * theta / 2) * torch.sin((k + 1) * theta / 2) / torch.where(zero, 1.0, half_sin)
+    dirichlet = torch.where(zero, 0.0, dirichlet)
     return (amplitude * dirichlet).to(torch.float32) + noise
 
 
@@ -234,7 +236,10 @@ def check_block(op: str, x: Tensor, dw: Tensor, norm_weight: Tensor, norm_bias: 
             raise RuntimeError(f"pyops.{op}: argument '{name}' must be on the device of 'x' ({x.device})")
 
 
-def check_prior(op: str, f0: Tensor, noise: Tensor, phase0: Tensor, hop: int, sample_rate: int) -> None:
+def check_prior(op: str, f0: Tensor, noise: Tensor, phase0: Tensor, hop: int, sample_rate: int,
+                power_factor: float) -> None:
+    if not abs(power_factor) <= 1e6:  # keeps the prior finite in float32 (wavehax_args.h)
+        raise RuntimeError(f"pyops.{op}: argument 'power_factor' must be in [-1e6, 1e6], got {power_factor}")
     if hop <= 0:
         raise RuntimeError(f"pyops.{op}: argument 'hop_length' must be positive, got {hop}")
     if not 0 < sample_rate < 2 ** 31:

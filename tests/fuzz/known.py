@@ -155,13 +155,12 @@ def _empties():
     return e
 
 
-# ------------------------------------------------------------------ one deterministic case per open finding
+# ------------------------------------------------------------------ reproductions of the suite's own findings
 def _findings():
-    """A fixed reproduction of each open issue in KNOWN, so every budget exercises it (its xfail test
-    then XPASSes only once the issue is really gone)."""
+    """A fixed reproduction of each finding of this suite (all fixed; kept as regressions)."""
     out = []
     x8 = list_tensor("int8", [2, 3], [-5, 0, -100, -1, -7, -128])
-    for scale in (1.2, 1.25, 1.35):  # documented I-BERT scales whose constants the raw ops reject
+    for scale in (1.2, 1.25, 1.35):  # documented I-BERT scales whose constants the raw ops rejected
         out.append(case("intops.int_exp", "pyops.int_exp", "valid:ibert-scale", [x8, F(scale)]))
         out.append(case("intops.int_softmax", "pyops.int_softmax", "valid:ibert-scale", [x8, F(scale)]))
     # torch's float64 activations on a strided x vs the C++ forward's contiguous copy
@@ -181,7 +180,7 @@ def _findings():
     out.append(case("fewbit_backward", RAW + "fewbit_backward", "valid:bf16-rounding",
                     [gb, list_tensor("uint8", [16], [0x55] * 16), {"table": ["hardsigmoid", 2, "uniform", "levels"]},
                      2]))
-    # raw-op inputs that no documented check rejects, where the backends then disagree
+    # raw-op inputs no check rejected, where the backends then disagreed
     a = _f("float32", [4], [1.5, 3.0, -2.5, 1e30])
     b = _f("float32", [4], [2.5, 0.75, 4.0, 1e10])
     out.append(case("pam_mul", RAW + "pam_mul", "either:offset", [a, b, F(float("nan")), False], names=["offset"]))
@@ -194,11 +193,11 @@ def _findings():
     out.append(case("intops_gelu", RAW + "intops_gelu", "either:constants",
                     [xg, list_tensor("int64", [1], [1]), list_tensor("int64", [1], [0]),
                      list_tensor("int64", [1], [2 ** 31])], names=["b", "c", "one"]))
-    # the prior's small-angle branch with K ~ 5e7 harmonics (F0 = 2e-4 Hz), a large start phase
+    # the prior's former small-angle branch with K ~ 5e7 harmonics (F0 = 2e-4 Hz), a large start phase
     out.append(case("wavehax_harmonic_prior", RAW + "wavehax_harmonic_prior", "valid:small-angle-f0",
                     [_f("float32", [1, 1, 4], [2e-4, 4e-4, 2e-4, 5e-4]), _f("float32", [1, 1, 40], [0.0] * 40),
                      _f("float64", [1], [1e10]), 10, 22050, F(1.0)]))
-    # messages that do not name the argument
+    # messages that did not name the argument
     out.append(case("pam_mul", RAW + "pam_mul", "invalid:shape", [_f("float32", [2], [1.0, 2.0]),
                                                                   _f("float32", [3], [1.0, 2.0, 3.0]), 1.0, False],
                     names=["a", "b", "shapes"]))
@@ -223,14 +222,6 @@ def _k(id_, ops, paths, kind, categories, reason, detail=None):
             "reason": reason, "detail": detail}
 
 
-_PAM_RAW = {"pam_mul", "pam_div", "pam_mul_grad_factor", "pam_exp2", "pam_log2", "pam_bmm", "pam_bmm_exact_grad"}
-_INTOPS_RAW = {"intops_exp", "intops_softmax", "intops_gelu", "intops_shiftgelu", "intops_layernorm", "intops_isqrt",
-               "intops_requantize"}
-_PRIOR = {"wavehax_harmonic_prior", "wavehax.harmonic_prior"}
-_RAW_OPS = _PAM_RAW | _INTOPS_RAW | {"fewbit_encode", "fewbit_forward", "fewbit_backward", "gaunt_grid_product",
-                                     "wavehax_harmonic_prior", "wavehax_convnext2d_block"}
-_ALL = ("cpp", "triton", "reference")
-
 KNOWN: list = [
     # ---- not pyops: the Triton interpreter (triton 3.9) converts float32 -> bfloat16 by truncation
     _k("interpreter-bf16-truncation", "*", ["triton"], r"^(valid|either)", ["wrong"],
@@ -238,55 +229,6 @@ KNOWN: list = [
        "nearest, and mangles bfloat16 subnormals both ways (9.2e-41 loads as 0); fewbit's kernels convert "
        "inside the kernel, so their bf16 results differ on the interpreter only (rule 4)",
        detail=r"\[interpreter bf16 truncation\]"),
-    # ---- open findings of this suite (not fixed yet)
-    _k("reference-argument-checks", _RAW_OPS, ["reference"], r"^(invalid|either):", ["unchecked", "unclear"],
-       "pyops.reference.* (which serve the raw ops when _C is missing) do not validate dtypes, shapes, "
-       "bits, method names...: bad input is accepted or fails with KeyError/IndexError/ZeroDivisionError"),
-    _k("shape-errors-name-no-op", _PAM_RAW | {"pam.matmul"}, _ALL, r"^invalid:(shape|batch)$", ["unclear"],
-       "pam shape mismatches raise torch's own broadcasting error without the op's name: the C++ "
-       "elementwise ops and the reference (\"The size of tensor a (2) must match the size of tensor b (3)\"), "
-       "pam.matmul's batch dims on every path (\"Attempting to broadcast a dimension of length 3...\")"),
-    _k("cpp-prior-tiny-f0", _PRIOR, ["cpp"], r"^valid:tiny-f0$", ["wrong"],
-       "for 0 < F0 < 1e-12 Hz the C++ prior counts harmonics of F0 itself (K = 1.2e34 at 1e-30 Hz), the "
-       "reference (and Triton) of F0 clamped to 1e-12: outputs differ by orders of magnitude"),
-    _k("torch-strided-activation-ulp", {"fewbit_forward", "fewbit.fn"}, ["cpp"], r"^valid", ["wrong"],
-       "torch's float64 activations (mish, gelu, silu, elu, softplus, sigmoid...) round differently on "
-       "strided and contiguous inputs (scalar vs vectorised loops); the C++ fused forward runs them on a "
-       "contiguous copy, so its y is bit-identical to native on x.contiguous(), not on a strided x",
-       detail=r"\[torch strided vs contiguous\]"),
-    _k("prior-small-angle-branch", _PRIOR, _ALL, r"small-angle-f0|tiny-f0", ["wrong"],
-       "the closed form switches to theta K (K + 1) / 2 when |sin(theta / 2)| < 1e-7, exact only while "
-       "K theta << 1; with K = sr / (2 F0) > ~5e4 (sub-Hz F0, or any F0 below 1e-5 sr) it is far off "
-       "(F0 = 5e-4 Hz at 24 kHz, first sample: 3.77e7 from C++ and reference alike, exactly 1.53e7) and "
-       "breaks |sum| <= K, so backends whose phases differ by rounding (the reference folds "
-       "2 pi (phase0 + cumsum) after the multiply, C++/Triton fold phase0 first) disagree beyond rounding"),
-    _k("pam-raw-offset-unchecked", _PAM_RAW, _ALL, r"^either:offset", ["wrong", "unchecked"],
-       "raw pam ops accept any offset (the public range is (0.5, 2)); outside it the backends disagree"),
-    _k("fewbit-borders-unchecked", {"fewbit_encode", "fewbit_forward"}, _ALL, r"^either:borders",
-       ["wrong", "unchecked", "unclear"],
-       "unsorted / NaN borders are not rejected; C++ and Triton count borders below x, the reference "
-       "bucketizes (assumes sorted): the codes differ"),
-    _k("fewbit-levels-dtype", {"fewbit_backward"}, _ALL, r"^either:levels-dtype", ["wrong", "unchecked", "unclear"],
-       "levels of another dtype are not rejected; C++ rounds float64 levels to float32, the reference "
-       "keeps them"),
-    _k("intops-gelu-constants-unchecked", {"intops_gelu"}, _ALL, r"^either:constants",
-       ["wrong", "unchecked", "unclear"],
-       "raw intops_gelu does not validate b, c, one: b > 0 makes the C++ table size negative (\"cannot "
-       "create std::vector larger than max_size()\"), b = INT64_MIN gives results that differ by backend"),
-    _k("prior-power-factor-unchecked", _PRIOR, _ALL, r"^either:power_factor", ["wrong", "unchecked"],
-       "a non-finite power_factor is not rejected (C++, reference or Triton); the prior is then +-inf/NaN "
-       "with signs that depend on each backend's rounding of the phase (inf vs -inf)"),
-    _k("triton-fewbit-forward-accuracy", {"fewbit_forward", "fewbit.fn"}, ["triton"], r"^(valid|either)",
-       ["wrong"],
-       "the Triton fused forward evaluates elu/celu/selu as exp(x) - 1, softplus/mish/logsigmoid with "
-       "log(1 + exp(.)) and tanh as (1 - e)/(1 + e): no expm1/log1p, so small |x| or the tails lose all "
-       "relative precision (README: 'matches torch to rounding')", detail=r"^y: "),
-    _k("pam-layer-norm-weight-checks", {"pam.layer_norm"}, _ALL, r"^invalid:weight-dtype", ["unclear", "unchecked"],
-       "pam.layer_norm does not check weight/bias: a wrong dtype fails inside pam.mul naming 'b' (or is "
-       "ignored for an empty x)"),
-    _k("prior-hop-message", {"wavehax.harmonic_prior"}, _ALL, r"^invalid:hop", ["unclear"],
-       "harmonic_prior checks noise's shape before hop_length: a non-positive hop reports "
-       "\"argument 'noise' must have shape (1, 1, -720)\""),
 ]
 
 

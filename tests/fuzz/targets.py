@@ -6,7 +6,9 @@ Paths:
   * "triton":    the family's launcher ``pyops.kernels.<family>.<fn>`` on CPU tensors
                  (``TRITON_INTERPRET=1``); public functions run with their module's raw-op handles
                  (``pyops.<family>._mul`` ...) pointed at the launchers;
-  * "reference": ``pyops.reference.<family>.<fn>``; public functions with the handles pointed there;
+  * "reference": the op's reference with its argument check, as it serves the raw op when
+                 ``pyops._C`` is missing (``pyops._library.FALLBACKS``); public functions with the
+                 handles pointed there;
   * "oracle":    not a backend: the float64 result and an error bound the comparisons use.
 """
 
@@ -19,35 +21,34 @@ import math
 import torch
 
 import pyops
+from pyops import _library
 from pyops import fewbit as pfewbit
-from pyops.reference import fewbit as rfewbit
 from pyops.reference import gaunt as rgaunt
-from pyops.reference import intops as rintops
 from pyops.reference import pam as rpam
 from pyops.reference import wavehax as rwavehax
 
-# raw op -> (family, launcher name, reference callable)
+# raw op -> (family, launcher name); the reference path is what serves the raw op without _C
 RAW = {
-    "pam_mul": ("pam", "mul", rpam.mul),
-    "pam_div": ("pam", "div", rpam.div),
-    "pam_mul_grad_factor": ("pam", "mul_grad_factor", rpam.mul_grad_factor),
-    "pam_exp2": ("pam", "exp2", rpam.exp2),
-    "pam_log2": ("pam", "log2", rpam.log2),
-    "pam_bmm": ("pam", "bmm", rpam.bmm),
-    "pam_bmm_exact_grad": ("pam", "bmm_exact_grad", rpam.bmm_exact_grad),
-    "fewbit_encode": ("fewbit", "encode", rfewbit.encode),
-    "fewbit_forward": ("fewbit", "forward", pfewbit._forward_reference),
-    "fewbit_backward": ("fewbit", "backward", rfewbit.backward),
-    "intops_exp": ("intops", "int_exp", rintops.int_exp),
-    "intops_softmax": ("intops", "softmax", rintops.softmax),
-    "intops_gelu": ("intops", "gelu", rintops.gelu),
-    "intops_shiftgelu": ("intops", "shiftgelu", rintops.shiftgelu),
-    "intops_layernorm": ("intops", "layernorm", rintops.layernorm),
-    "intops_isqrt": ("intops", "isqrt", rintops.isqrt),
-    "intops_requantize": ("intops", "requantize", rintops.requantize),
-    "gaunt_grid_product": ("gaunt", "grid_product", rgaunt.grid_product),
-    "wavehax_harmonic_prior": ("wavehax", "harmonic_prior", rwavehax.harmonic_prior),
-    "wavehax_convnext2d_block": ("wavehax", "convnext2d_block", rwavehax.convnext2d_block),
+    "pam_mul": ("pam", "mul"),
+    "pam_div": ("pam", "div"),
+    "pam_mul_grad_factor": ("pam", "mul_grad_factor"),
+    "pam_exp2": ("pam", "exp2"),
+    "pam_log2": ("pam", "log2"),
+    "pam_bmm": ("pam", "bmm"),
+    "pam_bmm_exact_grad": ("pam", "bmm_exact_grad"),
+    "fewbit_encode": ("fewbit", "encode"),
+    "fewbit_forward": ("fewbit", "forward"),
+    "fewbit_backward": ("fewbit", "backward"),
+    "intops_exp": ("intops", "int_exp"),
+    "intops_softmax": ("intops", "softmax"),
+    "intops_gelu": ("intops", "gelu"),
+    "intops_shiftgelu": ("intops", "shiftgelu"),
+    "intops_layernorm": ("intops", "layernorm"),
+    "intops_isqrt": ("intops", "isqrt"),
+    "intops_requantize": ("intops", "requantize"),
+    "gaunt_grid_product": ("gaunt", "grid_product"),
+    "wavehax_harmonic_prior": ("wavehax", "harmonic_prior"),
+    "wavehax_convnext2d_block": ("wavehax", "convnext2d_block"),
 }
 
 # public module -> {module global holding a raw op: raw op name}
@@ -64,13 +65,13 @@ HANDLES = {
 
 
 def raw(op: str, path: str):
-    family, name, reference = RAW[op]
+    family, name = RAW[op]
     if path == "cpp":
         return getattr(torch.ops.pyops, op)
     if path == "triton":
         return getattr(importlib.import_module(f"pyops.kernels.{family}"), name)
     if path == "reference":
-        return reference
+        return _library.FALLBACKS[op]
     raise KeyError(path)
 
 
@@ -188,15 +189,17 @@ def _matmul_oracle(a, b, offset=1.0, backward="pam"):
 
 
 def _grid_oracle(x1, x2, table, weights, lmax_out):
-    """(the product in float64, a bound on any float evaluation's error scale):
-    B[n, i] = sum_k |w_k| |T_ki| A1_k A2_k with A_k = sum_j |T_kj| |x_j|."""
+    """(the product in float64, a bound on any float evaluation's error scale, the row's largest
+    operand grid value, the row's largest grid product): B[n, i] = sum_k |w_k| |T_ki| A1_k A2_k with
+    A_k = sum_j |T_kj| |x_j|; an evaluation holds each operand's grid values (<= A_k) and their
+    products (<= A1_k A2_k)."""
     out = rgaunt.grid_product(x1.double(), x2.double(), table.double(), weights.double(), lmax_out)
     d_out = (lmax_out + 1) ** 2
     t = table.double().abs()
     a1 = x1.double().abs() @ t[:, : x1.shape[1]].T  # [N, K]
     a2 = x2.double().abs() @ t[:, : x2.shape[1]].T
     bound = torch.einsum("nk,nk,ki,k->ni", a1, a2, t[:, :d_out], weights.double().abs())
-    return out, bound
+    return out, bound, torch.maximum(a1, a2).amax(1), (a1 * a2).amax(1)
 
 
 def _gaunt_public_oracle(x1, x2, lmax_out=None, *, weight1=None, weight2=None, weight_out=None, method="auto"):

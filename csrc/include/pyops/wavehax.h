@@ -19,11 +19,13 @@ PYOPS_HD double gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.7071067811865
 // Number of harmonics k f0 <= sr / 2, with the product rounded to float32 as in the
 // official code (`f0 * k <= sr / 2` on a float32 tensor); 0 when unvoiced.
 // A double: F0 near 0 has more harmonics than an int holds (f0 = 1e-6 Hz: 1.2e10), and the
-// float64 quotient is within one of the count, so one step each way settles it.
+// float64 quotient is within one of the count, so one step each way settles it.  F0 below
+// kMinF0 counts as kMinF0 (1.2e16 harmonics at 24 kHz), here and in the amplitude.
+constexpr double kMinF0 = 1e-12;
 PYOPS_HD double harmonic_count(float f0, int sample_rate) {
   if (!(f0 > 0.0f)) return 0.0;
   const float half = (float)(sample_rate / 2.0);
-  double k = floor((double)half / (double)f0);
+  double k = floor((double)half / fmax((double)f0, kMinF0));
   if ((float)((float)(k + 1) * f0) <= half) k += 1;
   if (k > 0 && (float)((float)k * f0) > half) k -= 1;
   return k;
@@ -31,14 +33,16 @@ PYOPS_HD double harmonic_count(float f0, int sample_rate) {
 
 // Amplitude of every harmonic: power_factor sqrt(2 / n), n = (sr / 2) / f0 (RMS ~ power_factor).
 PYOPS_HD double harmonic_amplitude(float f0, int sample_rate, double power_factor) {
-  return f0 > 0.0f ? power_factor * sqrt(2.0 / ((double)sample_rate / 2.0 / (double)f0)) : 0.0;
+  return f0 > 0.0f ? power_factor * sqrt(2.0 / ((double)sample_rate / 2.0 / fmax((double)f0, kMinF0))) : 0.0;
 }
 
-// sum_{k=1..K} sin(k theta) = sin(K theta / 2) sin((K + 1) theta / 2) / sin(theta / 2), theta in [-pi, pi);
-// near theta = 0 the ratio is 0/0 and its first-order limit theta K (K + 1) / 2 is exact to double precision.
+// sum_{k=1..K} sin(k theta) = sin(K theta / 2) sin((K + 1) theta / 2) / sin(theta / 2), theta in [-pi, pi).
+// Each sine keeps its relative accuracy down to tiny theta, so the ratio does too; only theta = 0
+// (every sin(k theta) = 0) needs the limit.  (A first-order branch theta K (K + 1) / 2 below
+// |sin(theta / 2)| < 1e-7 was wrong once K theta is not small: sub-Hz F0 has K ~ 1e8.)
 PYOPS_HD double harmonic_sum(double theta, double k) {
   const double half = sin(0.5 * theta);
-  if (fabs(half) < 1e-7) return theta * k * (k + 1) * 0.5;
+  if (half == 0.0) return 0.0;
   return sin(0.5 * k * theta) * sin(0.5 * (k + 1) * theta) / half;
 }
 
