@@ -1,6 +1,8 @@
 # `make test` and `make bench` set everything up from nothing on a fresh clone.
 # make test = ctest (csrc/include unit tests + nvcc compile check of csrc/cuda) +
-#             CUDA binding syntax check + cuda-emu (csrc/cuda run on the CPU under ASan+UBSan) +
+#             CUDA binding syntax check + dist-check (sdist, wheel files and metadata) +
+#             mypy (skipped without mypy) +
+#             cuda-emu (csrc/cuda run on the CPU under ASan+UBSan) +
 #             triton-aot (every Triton kernel compiled for sm_80/sm_90) +
 #             pytest (Triton in its interpreter without a GPU).
 # A torch that python3 can already import (e.g. a CUDA build on a GPU box) is
@@ -11,7 +13,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 SRCS   := $(wildcard csrc/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/include/pyops/*.h) setup.py
 export MAX_JOBS ?= 2
 
-.PHONY: test bench bench-quick ctest cuda-bindings cuda-emu cuda-emu-tsan triton-aot gpu-check dist-check fuzz pytest clean
+.PHONY: test bench bench-quick ctest cuda-bindings cuda-emu cuda-emu-tsan triton-aot gpu-check dist-check mypy fuzz pytest clean
 
 $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
@@ -24,8 +26,9 @@ $(VENV)/.deps: pyproject.toml
 	# install only what is missing: a GPU box has no package registry
 	for m in triton pytest numpy ninja; do \
 	  $(PY) -c "import $$m" 2>/dev/null || $(PIP) install $$m || exit 1; done
-	# optional: plots and the gaunt/fewbit test oracles (tests skip without them)
-	for m in hypothesis expecttest matplotlib scipy sympy e3nn; do \
+	# optional: plots, the gaunt/fewbit test oracles, the HF integration tests (tests skip without them)
+	# and the type checker (make mypy skips without it)
+	for m in hypothesis expecttest matplotlib scipy sympy e3nn transformers mypy; do \
 	  $(PY) -c "import $$m" 2>/dev/null || $(PIP) install $$m || echo "optional $$m not installed"; done
 	touch $@
 
@@ -74,10 +77,15 @@ gpu-check:
 dist-check: $(VENV)/.deps
 	$(PY) scripts/dist_check.py
 
+# static types of pyops/ and kernels/ ([tool.mypy] in pyproject.toml; ~11 s cold on 2 cores, <1 s
+# with build/mypy's cache); mypy is optional: without it (a GPU box has no package registry) it skips
+mypy: $(VENV)/.deps
+	@if $(PY) -c "import mypy" 2>/dev/null; then $(PY) -m mypy; else echo "mypy: not installed, skipped"; fi
+
 pytest: $(VENV)/.built
 	$(PY) -m pytest -q tests --ignore=tests/cuda_emu
 
-test: ctest cuda-bindings dist-check cuda-emu triton-aot pytest
+test: ctest cuda-bindings dist-check mypy cuda-emu triton-aot pytest
 
 bench: $(VENV)/.built
 	$(PY) -m benchmarks

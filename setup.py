@@ -88,7 +88,7 @@ else:
 setup(
     packages=["pyops", "pyops.reference", "pyops.kernels"],
     package_dir={"pyops.kernels": "kernels"},
-    package_data={"pyops": ["data/*.json"]},
+    package_data={"pyops": ["data/*.json", "py.typed"]},
     ext_modules=[ext],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

@@ -5,7 +5,7 @@ Families: ``pyops.pam``, ``pyops.fewbit``, ``pyops.intops``, ``pyops.gaunt``,
 this install was built with.
 """
 
-__version__ = "0.1.0"
+from pyops._version import __version__
 
 from pyops import _library  # noqa: F401  (loads _C before any schema is defined)
 from pyops import fewbit, gaunt, intops, pam, wavehax  # noqa: E402

@@ -1,7 +1,11 @@
 """`make dist-check`: build the sdist and check that it holds every file the build compiles or
-includes (the C++/CUDA sources, every header they #include "...", transitively) and every
-Python file and data file of the package. Exit 1 naming what is missing."""
+includes (the C++/CUDA sources, every header they #include "...", transitively), every Python file
+and data file of the package, py.typed, LICENSE and CHANGELOG.md.  Then check what a wheel would
+get without compiling anything: the package files setuptools' build_py copies (py.typed, the
+tables, pyops.kernels) and the wheel's metadata (version from pyops/_version.py, the SPDX license
+and its LICENSE file).  Exit 1 naming what is missing or wrong."""
 
+import email.parser
 import re
 import shutil
 import subprocess
@@ -12,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+LICENSE = "Apache-2.0"
 
 
 def needed() -> set:
@@ -34,7 +39,30 @@ def needed() -> set:
     files = {p.relative_to(ROOT).as_posix() for p in seen}
     files |= {p.relative_to(ROOT).as_posix() for pat in ("pyops/**/*.py", "pyops/data/*.json", "kernels/*.py")
               for p in ROOT.glob(pat)}
-    return files | {"setup.py", "pyproject.toml", "README.md"}
+    return files | {"setup.py", "pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "pyops/py.typed"}
+
+
+def installed() -> set:
+    """What the wheel's pyops/ must hold (build_py's output): every module, the tables, py.typed,
+    and kernels/*.py as pyops/kernels."""
+    files = {p.relative_to(ROOT).as_posix() for pat in ("pyops/**/*.py", "pyops/data/*.json")
+             for p in ROOT.glob(pat)}
+    files |= {f"pyops/kernels/{p.name}" for p in ROOT.glob("kernels/*.py")}
+    return files | {"pyops/py.typed"}
+
+
+def version() -> str:
+    text = (ROOT / "pyops" / "_version.py").read_text()
+    return re.search(r'^__version__ = "([^"]+)"', text, re.M).group(1)
+
+
+def metadata_problems(meta: str, where: str) -> list:
+    msg = email.parser.Parser().parsestr(meta)
+    want = {"Version": version(), "License-Expression": LICENSE}
+    problems = [f"{where}: {k} is {msg.get(k)!r}, expected {v!r}" for k, v in want.items() if msg.get(k) != v]
+    if "LICENSE" not in msg.get_all("License-File", []):
+        problems.append(f"{where}: License-File does not name LICENSE (got {msg.get_all('License-File')})")
+    return problems
 
 
 def main() -> int:
@@ -48,17 +76,38 @@ def main() -> int:
             if (ROOT / name).is_file():
                 (tree / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / name, tree / name)
-        subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", out], cwd=tree, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # one setup.py run (it imports torch): the sdist, and the pure-Python part of a wheel build
+        lib = Path(out) / "lib"
+        subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", out, "build_py", "-d", str(lib)],
+                       cwd=tree, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         (sdist,) = Path(out).glob("*.tar.gz")
         with tarfile.open(sdist) as tar:
             names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    want = needed()
-    missing = sorted(want - names)
-    if missing:
-        print(f"dist-check: {sdist.name} lacks {len(missing)} file(s) the build needs:", *missing, sep="\n  ")
+            (pkg_info,) = [m for m in tar.getmembers()
+                           if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")]
+            sdist_meta = tar.extractfile(pkg_info).read().decode()
+        wheel_files = {p.relative_to(lib).as_posix() for p in lib.rglob("*") if p.is_file()}
+        # the wheel's .dist-info (METADATA, licenses/) without building the extension
+        meta_dir = Path(out) / "meta"
+        meta_dir.mkdir()
+        prepare = ("import sys; from setuptools import build_meta as b; "
+                   "print(b.prepare_metadata_for_build_wheel(sys.argv[1]))")
+        info = subprocess.run([sys.executable, "-c", prepare, str(meta_dir)], cwd=tree, check=True,
+                              capture_output=True, text=True).stdout.split()[-1]
+        wheel_meta = (meta_dir / info / "METADATA").read_text()
+        wheel_license = (meta_dir / info / "licenses" / "LICENSE").is_file()
+    problems = [f"{sdist.name} lacks {name}" for name in sorted(needed() - names)]
+    problems += [f"the wheel would lack {name}" for name in sorted(installed() - wheel_files)]
+    problems += metadata_problems(sdist_meta, f"{sdist.name} PKG-INFO")
+    problems += metadata_problems(wheel_meta, f"wheel {info}/METADATA")
+    if not wheel_license:
+        problems.append(f"the wheel's {info}/licenses/LICENSE is missing")
+    if problems:
+        print(f"dist-check: {len(problems)} problem(s):", *problems, sep="\n  ")
         return 1
-    print(f"dist-check: {sdist.name} holds all {len(want)} files the build compiles, includes or installs")
+    print(f"dist-check: {sdist.name} holds all {len(needed())} files the build compiles, includes or "
+          f"installs; the wheel would get all {len(installed())} package files and {LICENSE} metadata "
+          f"(version {version()}, LICENSE)")
     return 0
 
 
