@@ -1,11 +1,14 @@
 """Run every benchmarks/bench_*.py on the best device present.
 
-    python -m benchmarks [--quick] [--only pam,fewbit] [--device cpu|cuda] [--out DIR]
+    python -m benchmarks [--quick] [--only pam,fewbit] [--device cpu|cuda] [--threads 1,2] [--out DIR]
 
-Prints one table (ours vs each baseline, with the ratio; for rows that count their
-bytes or flops also ours in GB/s or GFLOP/s and, on a GPU, the share of its peak
-memory bandwidth) and writes benchmarks/results/<device>.csv, .md and .png (or under DIR;
---quick writes build/bench/<device>-quick.*, leaving the tracked results alone).
+First measures the machine's own limits (STREAM-style copy and triad bandwidth, fp32 matmul peak; on
+the CPU at 1 thread and at all cores) and prints them; then times every row, on the CPU once per
+thread count with ours and the baselines at the same count, printing each row as it comes (ratio to
+each baseline, roofline fraction); then prints one table (also: which side scales better from 1 to
+N threads) and writes benchmarks/results/<device>.csv, .md, .png (ratios) and <device>-<family>.png
+(time and roofline fraction vs problem size), or under DIR; --quick writes build/bench/<device>-quick.*,
+leaving the tracked results alone.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from benchmarks import harness
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small shapes, about a minute in all")
+    p.add_argument("--quick", action="store_true", help="small shapes, a few minutes in all")
     p.add_argument("--only", default="", help="comma-separated families (default: all)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", default="",
+                   help=f"comma-separated CPU thread counts (default: 1 and all cores, here 1,{harness.all_cores()})")
     p.add_argument("--out", default="", help="directory for the .csv/.md/.png (default: benchmarks/results)")
     p.add_argument("--allow-reference", action="store_true",
                    help="run even when the compiled kernels are missing (rows are labelled 'reference')")
@@ -40,6 +45,13 @@ def main(argv=None) -> int:
               "labelled, and writes nothing under benchmarks/results)", file=sys.stderr)
         return 2
     only = {f for f in args.only.split(",") if f}
+    if args.quick:
+        harness.TIME_SCALE = 0.5  # shorter medians (still the best of three) for a run that checks the suite
+    counts = harness.thread_counts(device)
+    if args.threads and device.type == "cpu":
+        counts = sorted({int(t) for t in args.threads.split(",") if t.strip()})
+        if not counts or min(counts) < 1:
+            p.error("--threads takes positive integers")
 
     pkg_dir = os.path.dirname(os.path.abspath(__file__))
     families = sorted(
@@ -52,36 +64,32 @@ def main(argv=None) -> int:
         mod = importlib.import_module(f"benchmarks.bench_{fam}")
         cases += mod.cases(device, args.quick)
 
-    rows, t0 = [], time.time()
-    for i, case in enumerate(cases, 1):
-        done = int(30 * (i - 1) / max(len(cases), 1))
-        print(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{len(cases)} {case.label:<48}", end="", file=sys.stderr, flush=True)
-        result = case.run()  # a Row, or several measured together
-        rows.extend(result if isinstance(result, list) else [result])
-    print(f"\r[{'#' * 30}] {len(cases)}/{len(cases)} done in {time.time() - t0:.0f}s{' ' * 40}", file=sys.stderr)
+    t0 = time.time()
+    limits = harness.measure_limits(device, counts)
+    print("\n".join(limits.lines()), flush=True)
+    print(flush=True)
+    rows = harness.run_cases(cases, device, limits, counts)
 
-    # the peak that "% of peak BW" divides by: on a GPU from its memory clock and bus width
-    show_peak = device.type == "cuda" or bool(os.environ.get("PYOPS_PEAK_GBPS"))
-    peak = harness.peak_bandwidth(device) if show_peak else harness.Peak(None, "")
-    table = harness.format_table(rows, peak.gbps)
-    print(table)
-    if show_peak:
-        print("\n" + peak.describe())
+    table = harness.format_table(rows, limits)
+    print("\n" + table)
     name = harness.device_name(device) + ("-quick" if args.quick else "")
     if _library._C is None:
         name += "-reference"
     # --quick and reference runs never overwrite the tracked full results
     out = args.out or (os.path.join("build", "bench") if args.quick or _library._C is None else harness.results_dir())
     os.makedirs(out, exist_ok=True)
-    harness.write_csv(rows, os.path.join(out, f"{name}.csv"), peak.gbps)
-    threads = "1 (torch.utils.benchmark's default)" if device.type == "cpu" else torch.get_num_threads()
-    header = f"device: {name}, torch {torch.__version__}, timing threads {threads}\n\n"
-    if show_peak:
-        header = header[:-1] + peak.describe() + "\n\n"
+    harness.write_csv(rows, os.path.join(out, f"{name}.csv"), limits)
+    thr = ", ".join(map(str, counts)) if device.type == "cpu" else "-"
+    header = (f"device: {name}, torch {torch.__version__}, CPU thread counts {thr} (ours and every baseline "
+              f"at the same count), run took {time.time() - t0:.0f} s\n\n"
+              + "\n".join(limits.lines()) + "\n\n")
     with open(os.path.join(out, f"{name}.md"), "w") as f:
         f.write(header + table + "\n")
     plotted = harness.write_plot(rows, os.path.join(out, f"{name}.png"), f"pyops on {name}")
-    print(f"\nwrote {out}/{name}.csv, .md" + (", .png" if plotted else " (no matplotlib: no plot)"))
+    family_plots = harness.write_family_plots(rows, out, name, limits)
+    print(f"\n{limits.lines()[0]}")
+    print(f"wrote {out}/{name}.csv, .md" + (", .png" if plotted else " (no matplotlib: no plot)")
+          + "".join(f", {os.path.basename(f)}" for f in family_plots) + f" in {time.time() - t0:.0f} s")
     return 0
 
 

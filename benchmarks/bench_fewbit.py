@@ -34,27 +34,40 @@ def saved_bytes(fn, *inputs) -> int:
     return sum(total)
 
 
-def _activation_case(name: str, numel: int, dtype: torch.dtype, bits: int, device: torch.device) -> list[Row]:
+def fwd_bwd_bytes(numel: int, itemsize: int, bits: int) -> int:
+    """Least traffic of one forward+backward: the forward reads x and writes y and the codes, the
+    backward reads the gradient and the codes and writes dx."""
+    return 4 * numel * itemsize + 2 * ((numel * bits + 7) // 8)
+
+
+def _shape(numel: int) -> str:
+    return f"{numel // 2 ** 20}M" if numel >= 2 ** 20 else f"{numel // 2 ** 10}K"
+
+
+def _activation_case(name: str, numel: int, dtype: torch.dtype, bits: int, device: torch.device,
+                     min_run_time: float = 1.0) -> list[Row]:
     x = torch.randn(numel, device=device, dtype=dtype, requires_grad=True)
     g = torch.randn(numel, device=device, dtype=dtype)
     native = fewbit.FUNCTIONS[name]
     ours = fewbit.activation(name, bits)
     dt = str(dtype).replace("torch.", "")
-    shape = f"{numel // 2 ** 20}M"
-    # each step allocates ~130 MB of fresh pages, whose faults dominate and vary on a VM:
+    # each step allocates fresh pages (~130 MB at 16M), whose faults dominate and vary on a VM:
     # interleave the two and keep each one's best median of three
     t_ours, t_native = math.inf, math.inf
     for _ in range(3):
-        t_ours = min(t_ours, time_ms(_fwd_bwd(ours, x, g), device, min_run_time=1.0))
-        t_native = min(t_native, time_ms(_fwd_bwd(native, x, g), device, min_run_time=1.0))
+        t_ours = min(t_ours, time_ms(_fwd_bwd(ours, x, g), device, min_run_time=min_run_time))
+        t_native = min(t_native, time_ms(_fwd_bwd(native, x, g), device, min_run_time=min_run_time))
+    return [Row("fewbit", f"{name} fwd+bwd ({bits}-bit)", _shape(numel), dt, t_ours,
+                {f"torch {name}": t_native}, bytes=fwd_bwd_bytes(numel, x.element_size(), bits), size=numel,
+                size_unit="elements")]
+
+
+def _saved_case(name: str, numel: int, dtype: torch.dtype, bits: int, device: torch.device) -> list[Row]:
+    x = torch.randn(numel, device=device, dtype=dtype, requires_grad=True)
     mib = 2 ** 20
-    return [
-        # least traffic: forward reads x, writes y and the codes; backward reads g and the codes, writes dx
-        Row("fewbit", f"{name} fwd+bwd ({bits}-bit)", shape, dt, t_ours, {f"torch {name}": t_native},
-            bytes=4 * numel * x.element_size() + 2 * ((numel * bits + 7) // 8)),
-        Row("fewbit", f"{name} saved ({bits}-bit)", shape, dt, saved_bytes(ours, x) / mib,
-            {f"torch {name}": saved_bytes(native, x) / mib}, unit="MiB"),
-    ]
+    return [Row("fewbit", f"{name} saved ({bits}-bit)", _shape(numel), str(dtype).replace("torch.", ""),
+                saved_bytes(fewbit.activation(name, bits), x) / mib,
+                {f"torch {name}": saved_bytes(fewbit.FUNCTIONS[name], x) / mib}, unit="MiB")]
 
 
 class MLPBlock(nn.Module):
@@ -82,9 +95,17 @@ def _mlp_case(tokens: int, d: int, device: torch.device) -> Row:
 
 
 def cases(device: torch.device, quick: bool) -> list[Case]:
-    numel = 2 ** 20 if quick else 2 ** 24
+    big = 2 ** 20 if quick else 2 ** 24
+    sizes = [2 ** 18, 2 ** 20] if quick else [2 ** 20, 2 ** 22, 2 ** 24]
+    mrt = 0.3 if quick else 1.0
     out = []
     for name, dtype in [("gelu", torch.float32), ("silu", torch.float32), ("gelu", torch.bfloat16)]:
-        out.append(Case(f"fewbit {name} {dtype}", lambda n=name, d=dtype: _activation_case(n, numel, d, 3, device)))
-    out.append(Case("fewbit MLP block", lambda: [_mlp_case(512 if quick else 4096, 768, device)]))
+        # --quick: the plot's line for gelu fp32 only, the largest size for the others
+        for n in sizes if not quick or (name, dtype) == ("gelu", torch.float32) else [big]:
+            out.append(Case(f"fewbit {name} {dtype} {_shape(n)}",
+                            lambda m=name, d=dtype, n=n: _activation_case(m, n, d, 3, device, mrt)))
+        out.append(Case(f"fewbit {name} {dtype} saved",
+                        lambda m=name, d=dtype: _saved_case(m, big, d, 3, device), timed=False))
+    tokens = 512 if quick else 4096
+    out.append(Case("fewbit MLP block", lambda: [_mlp_case(tokens, 768, device)], timed=False))
     return out

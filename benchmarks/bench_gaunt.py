@@ -5,11 +5,60 @@ Forward and forward+backward."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from benchmarks.baselines.gaunt_fourier import GauntFourierOfficial
 from benchmarks.harness import Case, Row, time_ms
 from pyops import gaunt
+from pyops.reference import gaunt as ref
+
+
+# ---------------------------------------------------------------- arithmetic (flops, 2 per multiply-add)
+def grid_product_flops(l1: int, l2: int, lo: int, nodes: int) -> int:
+    """Flops of one channel of ``pyops::gaunt_grid_product`` (csrc/include/pyops/gaunt.h), counted from
+    its loops: per node pair +-z, the two inputs' spectra (a multiply-add per coefficient, 4 ops per
+    spectrum entry), two complex convolutions (8 per complex multiply-add) and the projection (a
+    multiply-add per output, 4 ops per product entry)."""
+    def spectra(L):
+        return 2 * (L + 1) ** 2 + 4 * (2 * L + 1)
+
+    pairs = sum(max(0, min(nu + l2, l1) - max(nu - l2, -l1) + 1) for nu in range(lo + 1))
+    return nodes * (spectra(l1) + spectra(l2) + 2 * 8 * pairs + 2 * (lo + 1) ** 2 + 4 * (2 * lo + 1))
+
+
+def dense_flops(l1: int, l2: int, lo: int) -> int:
+    """Flops of one channel of method="dense": two matmuls onto the grid, the product, one matmul back."""
+    deg = l1 + l2 + lo
+    g = (deg // 2 + 1) * (deg + 1)
+    return 2 * g * ((l1 + 1) ** 2 + (l2 + 1) ** 2 + (lo + 1) ** 2) + g
+
+
+def ours_flops(lmax: int, n: int, backward: bool) -> int:
+    """Flops of GauntTensorProduct(method="auto") on n channels of lmax x lmax -> 2 lmax; the backward
+    is two more grid products (output gradient x the other input, projected onto the input's degrees)."""
+    l1 = l2 = lmax
+    lo = 2 * lmax
+    if l1 + l2 + lo <= gaunt.AUTO_DENSE_MAX_DEGREE:
+        return n * dense_flops(l1, l2, lo) * (3 if backward else 1)  # backward: ~2x the forward's matmuls
+    nodes = len(ref.grid_nodes(l1 + l2 + lo)[0])
+    f = grid_product_flops(l1, l2, lo, nodes)
+    if backward:
+        f += grid_product_flops(lo, l2, l1, nodes) + grid_product_flops(lo, l1, l2, nodes)
+    return n * f
+
+
+def official_fourier_flops(lmax: int, n: int) -> int:
+    """Flops of the official Fourier pipeline's forward (benchmarks/baselines/gaunt_fourier.py) on n
+    channels: complex einsums (8 per complex multiply-add) sh2f [D, 2L+1, 2L+1] twice and f2sh, three
+    n_f x n_f complex FFTs at 5 N log2 N (N = n_f^2) and the pointwise complex product (6 per point)."""
+    d, do = (lmax + 1) ** 2, (2 * lmax + 1) ** 2
+    nf = 2 * (2 * lmax) + 1
+    big_n = nf * nf
+    sh2f, fft = 2 * 8 * d * (2 * lmax + 1) ** 2, 3 * 5 * big_n * math.log2(big_n)
+    return n * (sh2f + fft + 6 * big_n + 8 * big_n * do)
+
 
 
 def _e3nn_tp(lmax: int, device):
@@ -50,12 +99,19 @@ def _case(lmax: int, device: torch.device, backward: bool) -> list[Row]:
     baselines["official Fourier pipeline (PyTorch)"] = t_official
     op = "tensor product" + (" fwd+bwd" if backward else "")
     shape = f"lmax {lmax}, 1024 x {d}"
-    return [Row("gaunt", op, shape, "float32", time_ms(run(tp), device), baselines),
+    # ours: the grid kernel's flops; the official pipeline: its own forward count (fwd+bwd not counted);
+    # e3nn and our Fourier route: not counted
+    work = {"e3nn FullTensorProduct": None,
+            "official Fourier pipeline (PyTorch)": None if backward else official_fourier_flops(lmax, n)}
+    note = "flops: ours from the grid kernel's loops, the official pipeline's forward from its einsums/FFTs"
+    return [Row("gaunt", op, shape, "float32", time_ms(run(tp), device), baselines,
+                flops=ours_flops(lmax, n, backward), baseline_work=work, size=lmax, size_unit="lmax",
+                note=note),
             Row("gaunt", op + " (fourier route)", shape, "float32", time_ms(run(tp_fourier), device),
-                {"official Fourier pipeline (PyTorch)": t_official})]
+                {"official Fourier pipeline (PyTorch)": t_official}, size=lmax, size_unit="lmax")]
 
 
 def cases(device: torch.device, quick: bool) -> list[Case]:
-    lmaxes = [2, 4, 8] if quick else [2, 4, 6, 8, 12, 16]
+    lmaxes = {False: [2, 4, 6], True: [2, 4]} if quick else {b: [2, 4, 6, 8, 12, 16] for b in (False, True)}
     return [Case(f"gaunt lmax {l}{' bwd' if b else ''}", lambda l=l, b=b: _case(l, device, b))
-            for b in (False, True) for l in lmaxes]
+            for b in (False, True) for l in lmaxes[b]]

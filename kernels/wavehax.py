@@ -155,8 +155,9 @@ def convnext2d_block(x, dw_weight, norm_weight, norm_bias, pw1_weight, pw1_bias,
     if x.numel() == 0:
         return out
     bsz, n_freq, n_frames, c = x.shape
-    hidden, k = pw1_weight.shape[0], dw_weight.shape[-1]
-    h = F.conv2d(F.pad(x.permute(0, 3, 1, 2), (k // 2,) * 4, mode="reflect"), dw_weight, groups=c)
+    hidden, kf, kt = pw1_weight.shape[0], dw_weight.shape[2], dw_weight.shape[3]
+    h = F.conv2d(F.pad(x.permute(0, 3, 1, 2), (kt // 2, kt // 2, kf // 2, kf // 2), mode="reflect"), dw_weight,
+                 groups=c)
     h = h.permute(0, 2, 3, 1).contiguous()  # [B, F, T, C]
     dims = (1, 3) if framewise else (1, 2, 3)
     var, mean = torch.var_mean(h, dim=dims, correction=0)  # [B, T] or [B]

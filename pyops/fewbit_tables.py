@@ -4,7 +4,8 @@ For K = 2^bits pieces, find inner borders t_1 < ... < t_{K-1} and levels v_k
 minimising  integral (f'(x) - q(x))^2 w(x) dx.  Exact dynamic programming over
 candidate borders on a grid (interval costs in O(1) from cumulative sums), then
 Lloyd-style continuous refinement: each level is the weighted mean of f' on its
-piece, each border sits where f' crosses the midpoint of its neighbours' levels.
+piece, each border sits where f' crosses the midpoint of its neighbours' levels;
+a last bisection on f' itself puts borders at f''s jumps exactly.
 
 Weights: "uniform" on [-100, 100] (the official tables' setting: it reproduces
 their GELU values) or "normal" (standard normal density).
@@ -94,15 +95,38 @@ def _refine(x, d, ints, edges, iters: int = 60) -> np.ndarray:
     return edges
 
 
+def _polish(x, d_at, ints, edges, steps: int = 64) -> np.ndarray:
+    """Each inner border bisected to where f' crosses the midpoint of its neighbours' levels, f'
+    evaluated exactly (not interpolated between grid points): a border at a jump of f' (hardswish at
+    +-3, relu6 at 0 and 6) lands on the jump, not up to a grid step inside it."""
+    edges = edges.copy()
+    v = _levels(ints, edges)
+    mid = 0.5 * (v[:-1] + v[1:])
+    inner = edges[1:-1]
+    i = np.clip(np.searchsorted(x, inner), 2, len(x) - 3)
+    lo, hi = x[i - 2], x[i + 2]  # the crossing lies within two grid steps of the refined border
+    s_lo = np.sign(d_at(lo) - mid)
+    ok = s_lo * np.sign(d_at(hi) - mid) < 0
+    for _ in range(steps):
+        m = 0.5 * (lo + hi)
+        left = np.sign(d_at(m) - mid) == s_lo
+        lo, hi = np.where(left, m, lo), np.where(left, hi, m)
+    edges[1:-1] = np.where(ok, 0.5 * (lo + hi), inner)
+    return edges
+
+
 def compute(fn: Callable[[torch.Tensor], torch.Tensor], bits: int, weight: str = "uniform",
             derivative_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
     """(inner borders [2^bits - 1], levels [2^bits]) as float64 numpy arrays.
     f' comes from ``derivative_fn`` when given, else from autograd through ``fn``."""
     x = _grid()
-    if derivative_fn is not None:
-        d = derivative_fn(torch.tensor(x, dtype=torch.float64)).numpy()
-    else:
-        d = derivative(fn, x)
+
+    def d_at(t: np.ndarray) -> np.ndarray:
+        if derivative_fn is not None:
+            return derivative_fn(torch.tensor(t, dtype=torch.float64)).numpy()
+        return derivative(fn, t)
+
+    d = d_at(x)
     ints = _Integrals(x, d, _weights(x, weight))
     pieces = 2 ** bits
     # candidate borders: 0.025 apart, denser for many pieces (Lloyd refinement alone converges slowly)
@@ -112,5 +136,12 @@ def compute(fn: Callable[[torch.Tensor], torch.Tensor], bits: int, weight: str =
         while len(edges) - 1 < pieces:
             k = np.argmax(np.diff(edges))
             edges = np.insert(edges, k + 1, 0.5 * (edges[k] + edges[k + 1]))
-    edges = _refine(x, d, ints, edges)
+    edges = _polish(x, d_at, ints, _refine(x, d, ints, edges))
+    # again with each border on the grid from both sides, so that the integrals see a jump of f' there
+    # exactly (the trapezoid rule smeared it over a grid step and shifted the levels next to it)
+    inner = edges[1:-1]
+    x = np.unique(np.concatenate([x, np.nextafter(inner, -np.inf), np.nextafter(inner, np.inf)]))
+    d = d_at(x)
+    ints = _Integrals(x, d, _weights(x, weight))
+    edges = _polish(x, d_at, ints, _refine(x, d, ints, edges))
     return edges[1:-1], _levels(ints, edges)

@@ -16,7 +16,7 @@ A state_dict of the official ``WavehaxGenerator`` (or of the re-statement) loads
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -90,7 +90,7 @@ def _block_backward(ctx, grad):
     # recompute through the reference composition (the spec allows it): the fused forward keeps nothing
     inputs = [t.detach().requires_grad_(need) for t, need in zip(ctx.saved_tensors, ctx.needs_input_grad)]
     with torch.enable_grad():
-        out = ref.convnext2d_block(*inputs, ctx.eps, ctx.framewise)
+        out = ref.convnext2d_block(*inputs, ctx.eps, ctx.framewise)  # type: ignore[call-arg]  # 9 tensors
     wanted = [t for t in inputs if t.requires_grad]
     grads = iter(torch.autograd.grad(out, wanted, grad) if wanted else ())
     return (*(_strided_like(next(grads), t) if t.requires_grad else None for t in inputs), None, None)
@@ -108,7 +108,7 @@ torch.library.register_autograd("pyops::wavehax_convnext2d_block", _block_backwa
                                 lib=_library._lib)
 
 
-def convnext2d_block(x: Tensor, block: nn.Module, framewise: bool = False) -> Tensor:
+def convnext2d_block(x: Tensor, block: ref.ConvNeXtBlock2d, framewise: bool = False) -> Tensor:
     """One ConvNeXt2d block (parameters of ``ref.ConvNeXtBlock2d``) on channels-last x [B, F, T, C]
     as one fused op: depthwise KxK reflect conv and its norm statistics, then normalise -> PW1 ->
     GELU -> PW2 -> layer scale -> residual per tile of positions."""
@@ -117,22 +117,22 @@ def convnext2d_block(x: Tensor, block: nn.Module, framewise: bool = False) -> Te
     c = block.dwconv.weight.shape[0]
     check(x.dim() == 4 and x.shape[-1] == c, op, "x", f"must have shape [batch, freq, frames, {c}], got "
           f"{tuple(x.shape)}")
-    pad = block.dwconv.kernel_size[0] // 2
-    check(x.numel() == 0 or (x.shape[1] > pad and x.shape[2] > pad), op, "x",
-          f"needs freq and frames > {pad} for reflect padding, got {tuple(x.shape)}")
+    pad_f, pad_t = block.dwconv.kernel_size[0] // 2, block.dwconv.kernel_size[1] // 2
+    check(x.numel() == 0 or (x.shape[1] > pad_f and x.shape[2] > pad_t), op, "x",
+          f"needs freq > {pad_f} and frames > {pad_t} for reflect padding, got {tuple(x.shape)}")
     return _block(x, block.dwconv.weight, block.norm.gamma, block.norm.beta, block.pwconv1.weight.flatten(1),
                   block.pwconv1.bias, block.pwconv2.weight.flatten(1), block.pwconv2.bias, block.gamma.reshape(-1),
                   block.norm.eps, framewise)
 
 
 class _Envelope:
-    """Per-(length, device, dtype) cache of the overlap-add window-square envelope."""
+    """Per-(window length, hop, length, device, dtype) cache of the overlap-add window-square envelope."""
 
     def __init__(self):
         self.cache = {}
 
     def get(self, window: Tensor, frames: int, hop: int) -> Tensor:
-        key = (frames, window.device, window.dtype)
+        key = (window.numel(), hop, frames, window.device, window.dtype)
         if key not in self.cache:
             n_fft = window.numel()
             sq = window.square().reshape(1, n_fft, 1).expand(1, n_fft, frames)
@@ -181,31 +181,46 @@ def _stats(x: Tensor, eps: float, framewise: bool):
     return mean.to(x.dtype).reshape(shape), torch.rsqrt(var + eps).to(x.dtype).reshape(shape)
 
 
-def _layer_norm(x: Tensor, norm: nn.Module, framewise: bool) -> Tensor:
+def _layer_norm(x: Tensor, norm: ref.LayerNorm2d, framewise: bool) -> Tensor:
     """gamma (x - mean) rstd + beta as one pass: x * scale + shift per (group, channel)."""
     mean, rstd = _stats(x, norm.eps, framewise)
     scale = rstd * norm.gamma
     return torch.addcmul(norm.beta - mean * scale, x, scale)
 
 
-def _norm_linear(x: Tensor, norm: nn.Module, weight: Tensor, bias: Tensor, framewise: bool) -> Tensor:
+def _norm_linear(x: Tensor, norm: ref.LayerNorm2d, weight: Tensor, bias: Optional[Tensor],
+                 framewise: bool) -> Tensor:
     """linear(LayerNorm2d(x)) with the norm folded in: W (gamma (x - mean) rstd + beta) + b
     = rstd (W' x - mean W' 1) + W beta + b, W' = W diag(gamma); no normalised copy of x."""
     mean, rstd = _stats(x, norm.eps, framewise)
     wg = weight * norm.gamma
-    return torch.addcmul(weight @ norm.beta + bias, F.linear(x, wg) - mean * wg.sum(1), rstd)
+    shift = weight @ norm.beta if bias is None else weight @ norm.beta + bias
+    return torch.addcmul(shift, F.linear(x, wg) - mean * wg.sum(1), rstd)
 
 
 class WavehaxGenerator(ref.WavehaxGenerator):
-    """Drop-in fast Wavehax generator: the official module structure and parameter names
-    (``load_state_dict`` of an official checkpoint works), a faster forward.
+    """Drop-in fast Wavehax generator: the official constructor arguments (an official YAML
+    configuration's generator section constructs it; ``ref.PRESETS`` has v1, v2 and fb), module
+    structure and parameter names (``load_state_dict`` of an official checkpoint works), a faster forward.
 
-    ``forward(mel [B, 100, N], f0 [B, 1, N], generator=None) -> waveform [B, 1, N hop]``.
+    ``forward(mel [B, in_channels, N], f0 [B, 1, N], generator=None) -> (waveform [B, 1, N hop], prior)``
+    and ``inference(mel, f0) -> waveform`` as the official generator; ``synthesize`` for long inputs.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.framewise = self.input_norm.dims == [1, 2]
+
+    @classmethod
+    def from_config(cls, config: dict) -> "WavehaxGenerator":
+        """From an official configuration's generator section (its hydra ``_target_`` key is ignored)."""
+        return cls(**{k: v for k, v in config.items() if k != "_target_"})
+
+    @property
+    def context_frames(self) -> int:
+        """Frames of context each side that a chunk needs to equal the whole (framewise norm): the
+        input projections' 3, each block's time taps // 2, and the frames overlapping one sample."""
+        return 3 + len(self.blocks) * (self.kernel_size[1] // 2) + -(-self.n_fft // self.hop_length)
 
     def _check(self, cond: Tensor, f0: Tensor) -> None:
         op = "wavehax.WavehaxGenerator"
@@ -224,29 +239,51 @@ class WavehaxGenerator(ref.WavehaxGenerator):
             check(bool((f0 >= 0).all()) and bool(torch.isfinite(f0).all()), op, "f0",
                   "must be finite and non-negative (0 = unvoiced)")
 
-    def forward(self, cond: Tensor, f0: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-        self._check(cond, f0)
-        window = self.stft.window.reshape(-1)
+    def _prior_spectra(self, cond: Tensor, f0: Tensor, generator: Optional[torch.Generator]):
+        """(prior waveform, its two spectra as the network takes them), no gradients."""
         with torch.no_grad():
             f0 = f0.float()  # the prior is a float32 signal (as in the official code), then the model's dtype
             noise, phase0 = self.prior_randomness(f0, generator)
-            prior = harmonic_prior(f0, self.hop_length, self.sample_rate, noise, phase0).to(cond.dtype)
-            real, imag = stft(prior, window, self.hop_length)
+            prior = harmonic_prior(f0, self.hop_length, self.sample_rate, noise, phase0)
+            real, imag = stft(prior.to(cond.dtype), self.stft.window.reshape(-1), self.hop_length)
+            if self.use_logmag_phase:
+                real, imag = ref.to_log_magnitude_and_phase(real, imag)
+        return prior, real, imag
+
+    def forward(self, cond: Tensor, f0: Tensor,
+                generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
+        self._check(cond, f0)
+        self.check_training()
+        prior, real, imag = self._prior_spectra(cond, f0, generator)
+        return self._network(cond, real, imag), prior
+
+    def _network(self, cond: Tensor, real: Tensor, imag: Tensor) -> Tensor:
+        """The spectral network and the iSTFT: waveform [B, 1, N hop] from the prior's spectra [B, bins, N]."""
         x = torch.stack([real, imag, self.prior_proj(real), self.prior_proj(imag), self.cond_proj(cond)], dim=-1)
         x = F.linear(x, self.input_proj.weight.flatten(1))  # [B, F, T, C] channels-last
         x = _layer_norm(x, self.input_norm, self.framewise)
         for block in self.blocks:
-            x = convnext2d_block(x, block, self.framewise)
+            x = convnext2d_block(x, cast(ref.ConvNeXtBlock2d, block), self.framewise)
         x = _norm_linear(x, self.output_norm, self.output_proj.weight.flatten(1), self.output_proj.bias,
                          self.framewise)  # [B, F, T, 2]
-        return istft(x[..., 0], x[..., 1], window, self.hop_length)
+        real, imag = ref.to_real_imaginary(x[..., 0], x[..., 1]) if self.use_logmag_phase else (x[..., 0], x[..., 1])
+        return istft(real, imag, self.stft.window.reshape(-1), self.hop_length)
 
     @torch.inference_mode()
     def synthesize(self, cond: Tensor, f0: Tensor, chunk_frames: int = 500, generator=None) -> Tensor:
-        """Long-form inference in bounded memory: ``forward`` on each chunk of ``chunk_frames`` frames
-        in turn, concatenated.  Not the same as one ``forward`` over everything: chunk edges see the
-        convolutions' padding rather than the neighbouring frames (and with utterance-wide norm each
-        chunk has its own statistics); the noise is drawn on from ``generator`` chunk by chunk."""
-        outs = [self(cond[..., i:i + chunk_frames], f0[..., i:i + chunk_frames], generator)
-                for i in range(0, cond.shape[-1], chunk_frames)]
+        """Long-form inference in bounded memory: the prior and its spectra for the whole input (O(N)),
+        then the network on chunks of ``chunk_frames`` frames, each with ``context_frames`` of real
+        context on both sides, cropped.  With framewise norm this equals ``inference`` (to float
+        rounding); with utterance-wide norm each chunk normalises by its own statistics instead."""
+        check(isinstance(chunk_frames, int) and chunk_frames > 0, "wavehax.WavehaxGenerator", "chunk_frames",
+              f"must be a positive int, got {chunk_frames!r}")
+        self._check(cond, f0)
+        _, real, imag = self._prior_spectra(cond, f0, generator)
+        n, pad, hop = cond.shape[-1], self.context_frames, self.hop_length
+        outs = []
+        for s in range(0, n, chunk_frames):
+            e = min(n, s + chunk_frames)
+            a, b = max(0, s - pad), min(n, e + pad)
+            y = self._network(cond[..., a:b], real[..., a:b], imag[..., a:b])
+            outs.append(y[..., (s - a) * hop:(e - a) * hop])
         return torch.cat(outs, dim=-1)

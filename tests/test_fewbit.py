@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from helpers import (
@@ -46,6 +47,17 @@ def test_regenerated_tables_match_the_shipped_file(name, bits, weight):
     shipped_b, shipped_l = fewbit.table(name, bits, weight)
     torch.testing.assert_close(torch.tensor(borders, dtype=torch.float32), shipped_b, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(torch.tensor(levels, dtype=torch.float32), shipped_l, atol=1e-5, rtol=1e-5)
+
+
+def test_piecewise_linear_borders_sit_on_the_jumps():
+    """hardswish' jumps at +-3 and is linear between: the optimal 3-bit uniform table has borders
+    exactly -3 .. 3 and the mean slope of each piece as levels (the borders once sat 2e-4 inside)."""
+    borders, levels = compute(fewbit.FUNCTIONS["hardswish"], 3, "uniform")
+    np.testing.assert_allclose(borders, np.arange(-3.0, 4.0), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(levels, [0, -1 / 3, 0, 1 / 3, 2 / 3, 1, 4 / 3, 1], rtol=0, atol=1e-6)
+    shipped_b, _ = fewbit.table("hardswish", 3, "uniform")
+    assert shipped_b[0].item() == -3.0 and shipped_b[-1].item() == 3.0  # the jumps, exactly
+    np.testing.assert_allclose(shipped_b.numpy(), np.arange(-3.0, 4.0), rtol=0, atol=1e-9)
 
 
 def test_every_builtin_has_every_table_and_errors_shrink_with_bits():

@@ -278,9 +278,9 @@ def test_modules_follow_ibert_convention_and_train_straight_through():
     torch.manual_seed(0)
     scale = torch.tensor(1e-3)  # I-BERT's GELU needs fine scales (an int32 accumulator's)
     x = (torch.randint(-4000, 4000, (4, 16)) * scale).requires_grad_()
-    for mod, ref_fn in [(intops.IntSoftmax(8), lambda t: torch.softmax(t, -1)),
+    for mod, ref_fn in [(intops.IntSoftmax(8, quant_mode=True), lambda t: torch.softmax(t, -1)),
                         (intops.IntGELU(), nn.functional.gelu),
-                        (intops.IntLayerNorm(16), lambda t: nn.functional.layer_norm(t, (16,)))]:
+                        (intops.IntLayerNorm(16, 1e-5, quant_mode=True), lambda t: nn.functional.layer_norm(t, (16,)))]:
         y, y_scale = mod(x, scale)
         assert y_scale is not None
         assert torch.allclose(y, ref_fn(x), atol=0.05)
@@ -291,7 +291,7 @@ def test_modules_follow_ibert_convention_and_train_straight_through():
         (gx,) = torch.autograd.grad(y, x, g)
         (want,) = torch.autograd.grad(ref_fn(x), x, g)
         torch.testing.assert_close(gx, want)  # straight-through: the float function's gradient
-    qa = intops.QuantAct(8)
+    qa = intops.QuantAct(8, quant_mode=True)
     y, s = qa(x, scale)
     assert torch.allclose(y.detach() / s, torch.round(y.detach() / s), atol=1e-3)
     assert (y - x).abs().max() <= s / 2 + 1e-6
@@ -299,7 +299,7 @@ def test_modules_follow_ibert_convention_and_train_straight_through():
 
 def test_layernorm_module_learns_the_shift_for_int32_accumulators():
     """sum(y^2) over 32 values of |y| ~ 2^16 passes 2^32: I-BERT's shift keeps it below."""
-    mod = intops.IntLayerNorm(32)
+    mod = intops.IntLayerNorm(32, 1e-5, quant_mode=True)
     scale = torch.tensor(1e-3)
     x = torch.randint(-(2 ** 17), 2 ** 17, (2, 32)) * scale
     y, _ = mod(x, scale)
@@ -374,7 +374,7 @@ def test_requantize_saturates(backend):
 
 
 def test_modules_accept_empty_batches_in_training():
-    ln, act = intops.IntLayerNorm(4), intops.QuantAct(8)
+    ln, act = intops.IntLayerNorm(4, 1e-5, quant_mode=True), intops.QuantAct(8, quant_mode=True)
     ln.train(), act.train()
     x = torch.empty(0, 4)
     y, scale = act(x)

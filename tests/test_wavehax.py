@@ -31,18 +31,19 @@ def test_generator_matches_reference(framewise):
     f0 = torch.full((2, 1, frames), 180.0)
     f0[:, :, 5:12] = 0
     f0[1] *= 1.9
-    want = reference(mel, f0, torch.Generator().manual_seed(3))
-    got = ours(mel, f0, torch.Generator().manual_seed(3))
-    assert got.shape == (2, 1, frames * HOP)
+    want, want_prior = reference(mel, f0, torch.Generator().manual_seed(3))
+    got, prior = ours(mel, f0, torch.Generator().manual_seed(3))
+    assert got.shape == prior.shape == (2, 1, frames * HOP)
     assert (got - want).abs().max() < 1e-4
+    assert (prior - want_prior).abs().max() < 1e-5
 
 
 def test_all_unvoiced_and_parameter_count():
     reference, ours = _pair()
     assert sum(p.numel() for p in ours.parameters()) == 622_951  # official v1
     mel, f0 = torch.randn(1, 100, 9), torch.zeros(1, 1, 9)
-    torch.testing.assert_close(ours(mel, f0, torch.Generator().manual_seed(0)),
-                               reference(mel, f0, torch.Generator().manual_seed(0)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(ours.inference(mel, f0, torch.Generator().manual_seed(0)),
+                               reference.inference(mel, f0, torch.Generator().manual_seed(0)), atol=1e-4, rtol=0)
 
 
 def test_prior_closed_form_matches_explicit_sum():
@@ -105,28 +106,86 @@ def test_block_gradcheck_and_training_lowers_stft_loss():
     losses = []
     for _ in range(30):
         opt.zero_grad()
-        loss = mr_stft_loss(model(mel, f0, torch.Generator().manual_seed(0)))
+        loss = mr_stft_loss(model(mel, f0, torch.Generator().manual_seed(0))[0])
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0], losses
 
 
-def test_synthesize_is_forward_per_chunk():
-    """One chunk is exactly forward; more chunks are forward of each chunk in turn (the same generator
-    drawing on), not of the whole: chunk edges see the convolutions' padding, not their neighbours."""
+@pytest.mark.parametrize("k", [7, (13, 7)])
+def test_synthesize_chunks_equal_the_whole(k):
+    """Framewise norm: every chunk sees context_frames of real context each side, so chunked synthesis
+    equals one pass (to float rounding), for chunks shorter than the context too; the prior is drawn
+    once for the whole input, as inference draws it."""
     torch.manual_seed(0)
-    model = wavehax.WavehaxGenerator(channels=8, num_blocks=2, framewise_norm=True).eval()
-    mel, f0 = torch.randn(1, 100, 30), torch.full((1, 1, 30), 150.0)
+    model = wavehax.WavehaxGenerator(channels=8, num_blocks=2, kernel_size=k, framewise_norm=True).eval()
+    frames = 40
+    mel, f0 = torch.randn(1, 100, frames), torch.full((1, 1, frames), 150.0)
+    f0[..., 10:17] = 0
     seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    with torch.no_grad():
-        whole = model.synthesize(mel, f0, chunk_frames=30, generator=seeded())
-        assert whole.shape == (1, 1, 30 * HOP)
-        assert torch.equal(whole, model(mel, f0, seeded()))
-        g = seeded()
-        parts = torch.cat([model(mel[..., i:i + 10], f0[..., i:i + 10], g) for i in (0, 10, 20)], -1)
-        chunked = model.synthesize(mel, f0, chunk_frames=10, generator=seeded())
-        assert torch.equal(chunked, parts) and not torch.equal(chunked, whole)
+    whole = model.inference(mel, f0, seeded())
+    assert torch.equal(model.synthesize(mel, f0, chunk_frames=frames, generator=seeded()), whole)
+    peak = whole.abs().max()
+    for chunk in (13, 4):
+        chunked = model.synthesize(mel, f0, chunk_frames=chunk, generator=seeded())
+        assert chunked.shape == whole.shape
+        assert (chunked - whole).abs().max() <= 1e-5 * peak, chunk
+    # utterance-wide norm: each chunk has its own statistics, so chunks differ (documented)
+    utt = wavehax.WavehaxGenerator(channels=8, num_blocks=2).eval()
+    assert not torch.allclose(utt.synthesize(mel, f0, chunk_frames=13, generator=seeded()),
+                              utt.inference(mel, f0, seeded()), atol=1e-5 * peak)
+
+
+@pytest.mark.parametrize("name", ["v1", "v2", "fb"])
+def test_official_configurations(name):
+    """Each official generator configuration (with its hydra _target_) builds ours and the reference with
+    the official parameter names and counts; a reference state_dict loads strictly and both agree."""
+    cfg = {"_target_": "wavehax.generators.WavehaxGenerator", **ref.PRESETS[name]}
+    torch.manual_seed(0)
+    ours = wavehax.WavehaxGenerator.from_config(cfg).eval()
+    reference = ref.WavehaxGenerator(**ref.PRESETS[name]).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    kf, kt = ref.kernel_pair(cfg["kernel_size"])
+    c, m, bins = cfg["channels"], cfg["mult_channels"], cfg["n_fft"] // 2 + 1
+    block = c * kf * kt + 2 * c + (c * c * m + c * m) + (c * m * c + c) + c
+    count = (bins * bins * 7 + bins) + (cfg["in_channels"] * bins * 7 + bins) + 5 * c + 2 * c + 8 * block + 2 * c + \
+        (2 * c + 2)
+    assert sum(p.numel() for p in ours.parameters()) == count
+    if name == "v1":
+        assert count == 622_951
+    assert ours.blocks[0].dwconv.weight.shape == (c, 1, kf, kt)
+    frames = 12
+    mel, f0 = torch.randn(1, 100, frames), torch.full((1, 1, frames), 180.0)
+    got = ours.inference(mel, f0, torch.Generator().manual_seed(1))
+    want = reference.inference(mel, f0, torch.Generator().manual_seed(1))
+    assert got.shape == (1, 1, frames * cfg["hop_length"])
+    assert (got - want).abs().max() < 1e-4
+
+
+def test_log_magnitude_phase_configuration_matches_reference():
+    kw = dict(in_channels=8, channels=4, num_blocks=2, n_fft=16, hop_length=8, sample_rate=8000,
+              use_logmag_phase=True)
+    torch.manual_seed(0)
+    reference = ref.WavehaxGenerator(**kw).eval()
+    ours = wavehax.WavehaxGenerator(**kw).eval()
+    ours.load_state_dict(reference.state_dict())
+    mel, f0 = torch.randn(2, 8, 10), torch.full((2, 1, 10), 300.0)
+    torch.testing.assert_close(ours.inference(mel, f0, torch.Generator().manual_seed(2)),
+                               reference.inference(mel, f0, torch.Generator().manual_seed(2)), atol=1e-4, rtol=1e-4)
+
+
+def test_unsupported_configuration_values_are_clear_errors():
+    for kw, arg in (({"prior_type": "sine"}, "prior_type"), ({"use_layer_norm": False}, "use_layer_norm"),
+                    ({"kernel_size": 6}, "kernel_size"), ({"kernel_size": [13, 8]}, "kernel_size"),
+                    ({"drop_prob": 1.0}, "drop_prob")):
+        assert_raises_naming(lambda: wavehax.WavehaxGenerator(channels=4, num_blocks=1, **kw), ValueError,
+                             "WavehaxGenerator", f"'{arg}'")
+    model = wavehax.WavehaxGenerator(channels=4, num_blocks=1, drop_prob=0.1)
+    mel, f0 = torch.randn(1, 100, 6), torch.full((1, 1, 6), 200.0)
+    assert model.eval().inference(mel, f0).shape == (1, 1, 6 * HOP)  # stochastic depth is off in eval
+    with pytest.raises(NotImplementedError, match="drop_prob"):
+        model.train()(mel, f0)
 
 
 def test_bad_inputs_name_the_argument():
@@ -139,10 +198,12 @@ def test_bad_inputs_name_the_argument():
 
 # ---------------------------------------------------------------- the ops, backend by backend
 def _block_args(c, framewise, dtype=torch.float32, shape=(2, 9, 11), k=7, seed=0):
-    """(x, parameters..., eps, framewise) for the block op, non-trivial norm affine and layer scale."""
+    """(x, parameters..., eps, framewise) for the block op, non-trivial norm affine and layer scale;
+    k: square taps or (frequency taps, time taps)."""
     g = torch.Generator().manual_seed(seed)
     r = lambda *s, std=1.0: (std * torch.randn(*s, generator=g)).to(dtype)  # noqa: E731
-    return [r(*shape, c), r(c, 1, k, k, std=0.2), 1 + r(c, std=0.3), r(c, std=0.3), r(2 * c, c, std=0.3),
+    kf, kt = (k, k) if isinstance(k, int) else k
+    return [r(*shape, c), r(c, 1, kf, kt, std=0.2), 1 + r(c, std=0.3), r(c, std=0.3), r(2 * c, c, std=0.3),
             r(2 * c, std=0.1), r(c, 2 * c, std=0.3), r(c, std=0.1), r(c, std=0.5), 1e-6, framewise]
 
 
@@ -157,13 +218,14 @@ def _prior_args(batch=3):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("c", [32, 8, 3])  # AVX2 paths for 16 | C and 8 | C, the scalar loop otherwise
 @pytest.mark.parametrize("framewise", [False, True])
-def test_block_op_matches_reference(backend, c, framewise):
-    args = _block_args(c, framewise)
+@pytest.mark.parametrize("k", [7, (13, 7), (5, 3), (3, 9)])  # official v1, v2; the AVX2 path's loop of time taps
+def test_block_op_matches_reference(backend, c, framewise, k):
+    args = _block_args(c, framewise, shape=(2, 15, 11), k=k)
     want = ref.convnext2d_block(*args)
     got = run_backend(backend, BLOCK, LAUNCHER("convnext2d_block"), *args)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
     # the module's block applied in NCHW agrees too
-    block = ref.ConvNeXtBlock2d(c, 2, 7, framewise, 1.0)
+    block = ref.ConvNeXtBlock2d(c, 2, k, framewise, 1.0)
     with torch.no_grad():
         for p, v in zip([block.dwconv.weight, block.norm.gamma, block.norm.beta], args[1:4]):
             p.copy_(v)
@@ -302,8 +364,8 @@ def test_prior_validation_and_tiny_f0():
 def test_generator_float64_and_clear_dtype_error():
     g = wavehax.WavehaxGenerator(in_channels=8, channels=4, num_blocks=1, n_fft=16, hop_length=8, sample_rate=8000)
     mel, f0 = torch.randn(1, 8, 6), torch.full((1, 1, 6), 200.0)
-    y32 = g(mel, f0, torch.Generator().manual_seed(0))
-    y64 = g.double()(mel.double(), f0.double(), torch.Generator().manual_seed(0))
+    y32 = g.inference(mel, f0, torch.Generator().manual_seed(0))
+    y64 = g.double().inference(mel.double(), f0.double(), torch.Generator().manual_seed(0))
     assert y64.dtype == torch.float64
     torch.testing.assert_close(y64.float(), y32, atol=1e-5, rtol=1e-4)
     assert_raises_naming(lambda: g.bfloat16()(mel.bfloat16(), f0), TypeError, "WavehaxGenerator", "float32 or float64")

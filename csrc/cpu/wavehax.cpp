@@ -1,5 +1,5 @@
 // wavehax CPU kernels.
-//  * convnext2d_block on channels-last [B, F, T, C]: pass 1 writes the depthwise KxK reflect
+//  * convnext2d_block on channels-last [B, F, T, C]: pass 1 writes the depthwise KFxKT reflect
 //    convolution and each position's channel sum and sum of squares; the norm statistics follow
 //    (per utterance or per frame); pass 2 runs normalise -> PW1 -> GELU -> PW2 -> layer scale ->
 //    residual for 6 positions at a time, the hidden activations staying in L1, and writes the
@@ -33,33 +33,33 @@ constexpr int64_t kTile = 96;  // frames per depthwise job (a multiple of 6 and 
 template <typename S>
 struct Block {
   const S* x;    // [B, F, T, C]
-  const S* dw;   // [K * K, C]
+  const S* dw;   // [KF * KT, C]
   const S* w1t;  // [C, H]
   const S* b1;   // [H]
   const S* w2t;  // [H, C], scaled by the layer scale
   const S* b2;   // [C], scaled by the layer scale
-  int64_t B, F, T, C, H, K;
-  const int64_t* tix;  // [T + K - 1]: element offset of reflected frame u - K / 2
+  int64_t B, F, T, C, H, KF, KT;  // KF taps along frequency (source rows), KT along time
+  const int64_t* tix;  // [T + KT - 1]: element offset of reflected frame u - KT / 2
 };
 
-// Element offsets of the K source rows of output row (b, f).
+// Element offsets of the KF source rows of output row (b, f).
 template <typename T>
 void source_rows(const Block<T>& a, int64_t b, int64_t f, std::vector<const T*>& rows) {
-  const int64_t pad = a.K / 2;
-  for (int64_t i = 0; i < a.K; ++i) rows[i] = a.x + ((b * a.F + wh::reflect(f + i - pad, a.F)) * a.T) * a.C;
+  const int64_t pad = a.KF / 2;
+  for (int64_t i = 0; i < a.KF; ++i) rows[i] = a.x + ((b * a.F + wh::reflect(f + i - pad, a.F)) * a.T) * a.C;
 }
 
 // ---------------------------------------------------------------- scalar loops (any C, H, dtype)
 template <typename T>
 void dw_row_scalar(const Block<T>& a, const T* const* rows, int64_t t0, int64_t t1, T* out, double* stats) {
-  const int64_t C = a.C, K = a.K;
+  const int64_t C = a.C, KF = a.KF, KT = a.KT;
   for (int64_t t = t0; t < t1; ++t) {
     T* o = out + t * C;
     for (int64_t c = 0; c < C; ++c) o[c] = 0;
-    for (int64_t i = 0; i < K; ++i)
-      for (int64_t j = 0; j < K; ++j) {
+    for (int64_t i = 0; i < KF; ++i)
+      for (int64_t j = 0; j < KT; ++j) {
         const T* src = rows[i] + a.tix[t + j];
-        const T* w = a.dw + (i * K + j) * C;
+        const T* w = a.dw + (i * KT + j) * C;
         for (int64_t c = 0; c < C; ++c) o[c] += w[c] * src[c];
       }
     double s = 0, ss = 0;
@@ -128,14 +128,15 @@ PYOPS_AVX2 inline __m256 gelu8(__m256 v) {
 
 // Q consecutive output frames t.. of one row, 8 NC channels at a time (Q NC accumulators hide the
 // FMA latency); kInterior: no frame is reflected, so source addresses need no offset table.
+// KK: the time taps KT as a compile-time constant (0: a.KT at run time).
 template <int Q, int NC, bool kInterior, int KK>
 PYOPS_AVX2 inline void dw_frames_avx2(const Block<float>& a, const float* const* rows, int64_t t, float* out) {
-  const int64_t C = a.C, K = KK ? KK : a.K, pad = K / 2;
+  const int64_t C = a.C, KF = a.KF, K = KK ? KK : a.KT, pad = K / 2;
   for (int64_t cv = 0; cv < C; cv += 8 * NC) {
     __m256 acc[Q][NC];
     for (int q = 0; q < Q; ++q)
       for (int c = 0; c < NC; ++c) acc[q][c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < K; ++i) {
+    for (int64_t i = 0; i < KF; ++i) {
       const float* xr = rows[i] + cv;
       const float* w = a.dw + i * K * C + cv;
       for (int64_t j = 0; j < K; ++j) {
@@ -155,7 +156,7 @@ PYOPS_AVX2 inline void dw_frames_avx2(const Block<float>& a, const float* const*
 template <int Q, int NC, int KK>
 PYOPS_AVX2 void dw_frames_range_avx2(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1,
                                      float* out) {
-  const int64_t pad = a.K / 2;
+  const int64_t pad = a.KT / 2;
   int64_t t = t0;
   for (; t + Q <= t1; t += Q) {
     if (t >= pad && t + Q - 1 + pad < a.T)
@@ -169,8 +170,8 @@ PYOPS_AVX2 void dw_frames_range_avx2(const Block<float>& a, const float* const* 
 // Frames [t0, t1) of one output row, then their channel sums (re-read from L1/L2).
 PYOPS_AVX2 void dw_row_avx2(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1, float* out,
                             double* stats) {
-  // the official 7x7 kernel gets fully unrolled taps; other sizes loop
-  if (a.C % 16 == 0 && a.K == 7)
+  // the official kernels' 7 time taps get unrolled; other sizes loop
+  if (a.C % 16 == 0 && a.KT == 7)
     dw_frames_range_avx2<6, 2, 7>(a, rows, t0, t1, out);
   else if (a.C % 16 == 0)
     dw_frames_range_avx2<6, 2, 0>(a, rows, t0, t1, out);
@@ -243,10 +244,10 @@ template <typename T>
 void block_impl(const Block<T>& a, bool framewise, double eps, const T* gamma, const T* beta, T* h, bool avx2) {
   const int64_t B = a.B, F = a.F, Tn = a.T, C = a.C;
   std::vector<double> stats((size_t)(B * F * Tn * 2));
-  // (utterance, tile of kTile frames) jobs sweep the rows f: the K source rows of a tile stay in L2
+  // (utterance, tile of kTile frames) jobs sweep the rows f: the KF source rows of a tile stay in L2
   const int64_t tiles = (Tn + kTile - 1) / kTile;
   at::parallel_for(0, B * tiles, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<const T*> rows((size_t)a.K);
+    std::vector<const T*> rows((size_t)a.KF);
     for (int64_t job = lo; job < hi; ++job) {
       const int64_t b = job / tiles, t0 = job % tiles * kTile, t1 = std::min(t0 + kTile, Tn);
       for (int64_t f = 0; f < F; ++f) {
@@ -331,14 +332,14 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
   const Tensor x = x_.contiguous();
   Tensor h = at::empty_like(x, at::MemoryFormat::Contiguous);
   if (x.numel() == 0) return h;
-  const int64_t C = x.size(3), H = pw1_weight.size(0), K = dw_weight.size(2), Tn = x.size(2);
-  const Tensor dw = dw_weight.reshape({C, K * K}).t().contiguous();
+  const int64_t C = x.size(3), H = pw1_weight.size(0), KF = dw_weight.size(2), KT = dw_weight.size(3), Tn = x.size(2);
+  const Tensor dw = dw_weight.reshape({C, KF * KT}).t().contiguous();
   const Tensor w1t = pw1_weight.t().contiguous(), b1 = pw1_bias.contiguous();
   const Tensor w2t = (pw2_weight * layer_scale.unsqueeze(1)).t().contiguous();
   const Tensor b2 = (pw2_bias * layer_scale).contiguous();
   const Tensor gamma = norm_weight.contiguous(), beta = norm_bias.contiguous();
-  std::vector<int64_t> tix((size_t)(Tn + K - 1));
-  for (int64_t u = 0; u < Tn + K - 1; ++u) tix[u] = wh::reflect(u - K / 2, Tn) * C;
+  std::vector<int64_t> tix((size_t)(Tn + KT - 1));
+  for (int64_t u = 0; u < Tn + KT - 1; ++u) tix[u] = wh::reflect(u - KT / 2, Tn) * C;
 #if defined(__x86_64__)
   static const bool cpu_avx2 = have_avx2();
 #else
@@ -348,7 +349,7 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
     const Block<scalar_t> a{x.const_data_ptr<scalar_t>(), dw.const_data_ptr<scalar_t>(),
                             w1t.const_data_ptr<scalar_t>(), b1.const_data_ptr<scalar_t>(),
                             w2t.const_data_ptr<scalar_t>(), b2.const_data_ptr<scalar_t>(),
-                            x.size(0), x.size(1), Tn, C, H, K, tix.data()};
+                            x.size(0), x.size(1), Tn, C, H, KF, KT, tix.data()};
     const bool avx2 = cpu_avx2 && std::is_same_v<scalar_t, float> && C % 8 == 0 && H % 8 == 0;
     block_impl<scalar_t>(a, framewise, eps, gamma.const_data_ptr<scalar_t>(), beta.const_data_ptr<scalar_t>(),
                          h.mutable_data_ptr<scalar_t>(), avx2);

@@ -14,7 +14,7 @@ inline void check_vector(const char* op, const char* name, const at::Tensor& t, 
               t.scalar_type());
 }
 
-// x [B, F, T, C] channels-last; dw [C, 1, K, K] (K odd, K / 2 < F and T: reflect padding);
+// x [B, F, T, C] channels-last; dw [C, 1, KF, KT] (both odd, KF / 2 < F and KT / 2 < T: reflect padding);
 // pw1 [H, C]; pw2 [C, H]; norm affine, PW biases and layer scale 1-D.
 inline void check_block(const char* op, const at::Tensor& x, const at::Tensor& dw, const at::Tensor& norm_weight,
                         const at::Tensor& norm_bias, const at::Tensor& pw1, const at::Tensor& pw1_bias,
@@ -24,11 +24,12 @@ inline void check_block(const char* op, const at::Tensor& x, const at::Tensor& d
   TORCH_CHECK(x.dim() == 4, "pyops.", op, ": argument 'x' must have shape [batch, freq, frames, channels], got ",
               x.sizes());
   const int64_t c = x.size(3);
-  TORCH_CHECK(dw.dim() == 4 && dw.size(0) == c && dw.size(1) == 1 && dw.size(2) == dw.size(3) && dw.size(2) % 2 == 1,
-              "pyops.", op, ": argument 'dw_weight' must have shape [", c, ", 1, k, k] with k odd, got ", dw.sizes());
-  const int64_t pad = dw.size(2) / 2;
-  TORCH_CHECK(x.numel() == 0 || (pad < x.size(1) && pad < x.size(2)), "pyops.", op,
-              ": argument 'x' needs freq and frames > ", pad, " for reflect padding, got ", x.sizes());
+  TORCH_CHECK(dw.dim() == 4 && dw.size(0) == c && dw.size(1) == 1 && dw.size(2) % 2 == 1 && dw.size(3) % 2 == 1,
+              "pyops.", op, ": argument 'dw_weight' must have shape [", c, ", 1, kf, kt] with kf and kt odd, got ",
+              dw.sizes());
+  const int64_t pad_f = dw.size(2) / 2, pad_t = dw.size(3) / 2;
+  TORCH_CHECK(x.numel() == 0 || (pad_f < x.size(1) && pad_t < x.size(2)), "pyops.", op, ": argument 'x' needs freq > ",
+              pad_f, " and frames > ", pad_t, " for reflect padding, got ", x.sizes());
   TORCH_CHECK(pw1.dim() == 2 && pw1.size(1) == c && pw1.size(0) > 0, "pyops.", op,
               ": argument 'pw1_weight' must have shape [hidden, ", c, "], got ", pw1.sizes());
   const int64_t h = pw1.size(0);

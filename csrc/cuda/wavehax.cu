@@ -1,4 +1,4 @@
-// wavehax CUDA kernels.  Block: (1) depthwise KxK reflect conv, one thread per output element;
+// wavehax CUDA kernels.  Block: (1) depthwise KFxKT reflect conv, one thread per output element;
 // (2) norm statistics, one thread block per group (utterance or frame) reducing in double;
 // (3) normalise -> PW1 -> GELU -> PW2 -> layer scale -> residual, one thread per position, its
 // normalised input and output accumulators in shared memory ([C][threads]: no bank conflicts)
@@ -23,14 +23,15 @@ int blocks_for(int64_t n, int threads) {
 }
 
 template <typename T>
-__global__ void dw_kernel(const T* x, const T* dw, T* h, int64_t B, int64_t F, int64_t Tn, int64_t C, int K) {
-  const int64_t n = B * F * Tn * C, pad = K / 2;
+__global__ void dw_kernel(const T* x, const T* dw, T* h, int64_t B, int64_t F, int64_t Tn, int64_t C, int KF,
+                          int KT) {
+  const int64_t n = B * F * Tn * C, pad_f = KF / 2, pad_t = KT / 2;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
     const int64_t c = e % C, t = e / C % Tn, f = e / (C * Tn) % F, b = e / (C * Tn * F);
     T acc = 0;
-    for (int i = 0; i < K; ++i) {
-      const T* row = x + ((b * F + wh::reflect(f + i - pad, F)) * Tn) * C + c;
-      for (int j = 0; j < K; ++j) acc += dw[(i * K + j) * C + c] * row[wh::reflect(t + j - pad, Tn) * C];
+    for (int i = 0; i < KF; ++i) {
+      const T* row = x + ((b * F + wh::reflect(f + i - pad_f, F)) * Tn) * C + c;
+      for (int j = 0; j < KT; ++j) acc += dw[(i * KT + j) * C + c] * row[wh::reflect(t + j - pad_t, Tn) * C];
     }
     h[e] = acc;
   }
@@ -115,10 +116,10 @@ __global__ void prior_kernel(const float* f0, const float* noise, const double* 
 template <typename T>
 void convnext2d_block(const T* x, const T* dw, const T* gamma, const T* beta, const T* w1t, const T* b1, const T* w2t,
                       const T* b2, double eps, bool framewise, int64_t B, int64_t F, int64_t Tn, int64_t C, int64_t H,
-                      int K, T* h, double* stats, T* out, cudaStream_t stream) {
+                      int KF, int KT, T* h, double* stats, T* out, cudaStream_t stream) {
   const int64_t n_pos = B * F * Tn;
   if (n_pos * C == 0) return;
-  dw_kernel<T><<<blocks_for(n_pos * C, kThreads), kThreads, 0, stream>>>(x, dw, h, B, F, Tn, C, K);
+  dw_kernel<T><<<blocks_for(n_pos * C, kThreads), kThreads, 0, stream>>>(x, dw, h, B, F, Tn, C, KF, KT);
   const int64_t groups = framewise ? B * Tn : B;
   stats_kernel<T><<<(unsigned)groups, kStatThreads, 0, stream>>>(h, stats, F, Tn, C, framewise);
   // threads per block: as many as 2 C values each fit in 48 KiB of shared memory (a multiple of
@@ -134,10 +135,11 @@ void convnext2d_block(const T* x, const T* dw, const T* gamma, const T* beta, co
 
 template void convnext2d_block<float>(const float*, const float*, const float*, const float*, const float*,
                                       const float*, const float*, const float*, double, bool, int64_t, int64_t,
-                                      int64_t, int64_t, int64_t, int, float*, double*, float*, cudaStream_t);
+                                      int64_t, int64_t, int64_t, int, int, float*, double*, float*, cudaStream_t);
 template void convnext2d_block<double>(const double*, const double*, const double*, const double*, const double*,
                                        const double*, const double*, const double*, double, bool, int64_t, int64_t,
-                                       int64_t, int64_t, int64_t, int, double*, double*, double*, cudaStream_t);
+                                       int64_t, int64_t, int64_t, int, int, double*, double*, double*,
+                                       cudaStream_t);
 
 void harmonic_prior(const float* f0, const float* noise, const double* start, float* out, int64_t B, int64_t N,
                     int64_t hop, int sample_rate, double power_factor, cudaStream_t stream) {

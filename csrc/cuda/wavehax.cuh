@@ -8,13 +8,14 @@ namespace pyops {
 namespace wavehax_cuda {
 
 // Fused ConvNeXt2d block on channels-last x [B, F, T, C], T = float or double:
-// dw [K * K, C], w1t [C, H], w2t [H, C] and b2 [C] already scaled by the layer scale.
+// dw [KF * KT, C] (KF taps along frequency, KT along time), w1t [C, H], w2t [H, C] and b2 [C]
+// already scaled by the layer scale.
 // h: [B, F, T, C] scratch for the depthwise output; stats: [groups, 2] scratch (groups = B T
 // when framewise, else B); out: [B, F, T, C].
 template <typename T>
 void convnext2d_block(const T* x, const T* dw, const T* gamma, const T* beta, const T* w1t, const T* b1, const T* w2t,
                       const T* b2, double eps, bool framewise, int64_t B, int64_t F, int64_t Tn, int64_t C, int64_t H,
-                      int K, T* h, double* stats, T* out, cudaStream_t stream);
+                      int KF, int KT, T* h, double* stats, T* out, cudaStream_t stream);
 
 // Closed-form harmonic prior: f0 [B, N], noise and out [B, N hop], start [B, N] = phase (cycles)
 // before each frame's first sample.

@@ -25,8 +25,8 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
   Tensor out = at::empty_like(x, at::MemoryFormat::Contiguous);
   if (x.numel() == 0) return out;
   const int64_t B = x.size(0), F = x.size(1), Tn = x.size(2), C = x.size(3), H = pw1_weight.size(0);
-  const int64_t K = dw_weight.size(2);
-  const Tensor dw = dw_weight.reshape({C, K * K}).t().contiguous();
+  const int64_t KF = dw_weight.size(2), KT = dw_weight.size(3);
+  const Tensor dw = dw_weight.reshape({C, KF * KT}).t().contiguous();
   const Tensor w1t = pw1_weight.t().contiguous(), b1 = pw1_bias.contiguous();
   const Tensor w2t = (pw2_weight * layer_scale.unsqueeze(1)).t().contiguous();
   const Tensor b2 = (pw2_bias * layer_scale).contiguous();
@@ -38,7 +38,7 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
                                   gamma.const_data_ptr<scalar_t>(), beta.const_data_ptr<scalar_t>(),
                                   w1t.const_data_ptr<scalar_t>(), b1.const_data_ptr<scalar_t>(),
                                   w2t.const_data_ptr<scalar_t>(), b2.const_data_ptr<scalar_t>(), eps, framewise, B, F,
-                                  Tn, C, H, (int)K, h.mutable_data_ptr<scalar_t>(), stats.mutable_data_ptr<double>(),
+                                  Tn, C, H, (int)KF, (int)KT, h.mutable_data_ptr<scalar_t>(), stats.mutable_data_ptr<double>(),
                                   out.mutable_data_ptr<scalar_t>(), c10::cuda::getCurrentCUDAStream());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -276,10 +276,14 @@ def requantize(x: torch.Tensor, m: torch.Tensor, e: torch.Tensor, bits: int) -> 
 
 
 def dyadic(ratio: torch.Tensor, max_bit: int = 31):
-    """(m, e) with ratio ~ m / 2^e, m rounded half up to `max_bit` bits (I-BERT's batch_frexp)."""
-    mant, exp = torch.frexp(ratio.double())
+    """(m, e) with ratio ~ m / 2^e, m rounded half up to `max_bit` bits (I-BERT's batch_frexp).
+    frexp's exponent is read back as log2(ratio / mantissa), an exact power of two: torch.compile's
+    CPU code generation fails on arithmetic with the int exponent of a float64 frexp (torch 2.13)."""
+    ratio = ratio.double()
+    mant, _ = torch.frexp(ratio)
     m = torch.floor(mant * 2 ** max_bit + 0.5).long()
-    return m, (max_bit - exp).long()
+    exp = torch.where(mant == 0, 0.0, torch.log2(ratio / torch.where(mant == 0, 1.0, mant)))
+    return m, max_bit - torch.round(exp).long()
 
 
 # ---- the tensor checks of csrc/cpu/intops_args.h, for the Triton launchers

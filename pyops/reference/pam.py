@@ -23,7 +23,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype == torch.bfloat16 else dtype
 
 
-def _bits(x: torch.Tensor) -> torch.Tensor:
+def _bits(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Bit pattern as int64 magnitude and sign (int64 so float32 sums never overflow)."""
     ity = _LAYOUT[x.dtype][0]
     b = x.contiguous().view(ity).to(torch.int64)
@@ -46,7 +46,7 @@ def _from_bits(mag: torch.Tensor, sign: torch.Tensor, dtype: torch.dtype) -> tor
 def _bias(offset: float, dtype: torch.dtype) -> int:
     """bits(1) - (bits(offset) - bits(1))."""
     ity, _, _, one = _LAYOUT[dtype]
-    off = torch.tensor(offset, dtype=dtype).view(ity).item()
+    off = int(torch.tensor(offset, dtype=dtype).view(ity).item())
     return one - (off - one)
 
 
@@ -124,7 +124,7 @@ def exp2(x: torch.Tensor) -> torch.Tensor:
     out = _from_bits(mag, torch.zeros_like(mag, dtype=torch.bool), ct)
     out = torch.where(x >= max_exp + 1, torch.full_like(out, float("inf")), out)
     out = torch.where(x < -max_exp + 1, torch.zeros_like(out), out)
-    return torch.where(torch.isnan(x), x, out).to(out_dtype)
+    return torch.where(torch.isnan(x), x, out).to(out_dtype).contiguous()  # as the kernels (and the fake)
 
 
 def log2(x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +138,7 @@ def log2(x: torch.Tensor) -> torch.Tensor:
     out = torch.where(sign, torch.full_like(out, float("nan")), out)
     out = torch.where(zero, torch.full_like(out, float("-inf")), out)
     out = torch.where(torch.isinf(x) & ~sign, x, out)
-    return torch.where(torch.isnan(x), x, out).to(out_dtype)
+    return torch.where(torch.isnan(x), x, out).to(out_dtype).contiguous()  # as the kernels (and the fake)
 
 
 def mul_grad_factor(a: torch.Tensor, b: torch.Tensor, offset: float = 1.0) -> torch.Tensor:
@@ -185,7 +185,7 @@ def bmm_exact_grad(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor, offset:
     gb = torch.zeros_like(b)
     for i in range(a.shape[1]):  # dB[s,k,j] += g[s,i,j] * dPAM(A[s,i,k], B[s,k,j])/dB
         gb = gb + mul(g[:, i, None, :], mul_grad_factor(b, a[:, i, :, None], offset))
-    return ga.to(out_dtype), gb.to(out_dtype)
+    return ga.to(out_dtype).contiguous(), gb.to(out_dtype).contiguous()
 
 
 # ---- the argument checks of csrc/cpu/pam_args.h: check_<op> takes the raw op's arguments, for the Triton

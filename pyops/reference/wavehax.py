@@ -1,5 +1,6 @@
 """A faithful pure-PyTorch re-statement of the official Wavehax generator
-(chomeyama/wavehax, v1): the same modules, parameter names and arithmetic, written
+(chomeyama/wavehax: every configuration, square and [freq, time] kernels, log-magnitude/phase
+spectra): the same modules, parameter names and arithmetic, written
 here so our fast generator can be tested against it.  The one change: randomness
 (the prior's start phase and noise) comes from an explicit torch.Generator.
 """
@@ -7,7 +8,7 @@ here so our fast generator can be tested against it.  The one change: randomness
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -76,8 +77,9 @@ def convnext2d_block(x: Tensor, dw_weight: Tensor, norm_weight: Tensor, norm_bia
                      framewise: bool) -> Tensor:
     """``ConvNeXtBlock2d.forward`` on channels-last x [B, F, T, C] (the ``pyops::wavehax_convnext2d_block``
     oracle), parameters as tensors: PW weights [H, C] and [C, H], layer scale [C]."""
-    c, k = x.shape[-1], dw_weight.shape[-1]
-    h = F.conv2d(F.pad(x.permute(0, 3, 1, 2), (k // 2,) * 4, mode="reflect"), dw_weight, groups=c)
+    c, kf, kt = x.shape[-1], dw_weight.shape[2], dw_weight.shape[3]
+    h = F.conv2d(F.pad(x.permute(0, 3, 1, 2), (kt // 2, kt // 2, kf // 2, kf // 2), mode="reflect"), dw_weight,
+                 groups=c)
     dims = [1, 2] if framewise else [1, 2, 3]
     h = h - h.mean(dims, keepdim=True)
     h = h / torch.sqrt((h ** 2).mean(dims, keepdim=True) + eps)
@@ -89,6 +91,10 @@ def convnext2d_block(x: Tensor, dw_weight: Tensor, norm_weight: Tensor, norm_bia
 class STFT(nn.Module):
     """Enframe by an identity convolution, periodic Hann window, rfft; inverse by irfft,
     window, overlap-add and division by the window-square envelope."""
+
+    window: Tensor
+    window_envelope: Tensor
+    enframe_kernel: Tensor
 
     def __init__(self, n_fft: int, hop_length: int):
         super().__init__()
@@ -120,6 +126,8 @@ class STFT(nn.Module):
 class LayerNorm2d(nn.Module):
     """Normalise over (C, F, T) per utterance, or over (C, F) per frame; per-channel affine."""
 
+    eps: float
+
     def __init__(self, channels: int, framewise: bool = False, eps: float = 1e-6):
         super().__init__()
         self.channels, self.eps = channels, eps
@@ -133,11 +141,38 @@ class LayerNorm2d(nn.Module):
         return self.gamma.view(1, -1, 1, 1) * x + self.beta.view(1, -1, 1, 1)
 
 
+def kernel_pair(kernel_size: Union[int, Sequence[int]],
+                op: str = "pyops.wavehax.ConvNeXtBlock2d") -> tuple[int, int]:
+    """(frequency taps, time taps) of an official ``kernel_size``: an int (square) or [kf, kt], both odd."""
+    k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    if len(k) != 2 or not all(isinstance(v, int) and v > 0 and v % 2 == 1 for v in k):
+        raise ValueError(f"{op}: argument 'kernel_size' must be an odd int or a pair of odd ints [freq, time], got "
+                         f"{kernel_size!r}")
+    return k[0], k[1]
+
+
+def to_log_magnitude_and_phase(real: Tensor, imag: Tensor) -> tuple[Tensor, Tensor]:
+    """The official ``use_logmag_phase`` input: log(sqrt(max(|z|^2, 1e-10))), atan2(imag, real)."""
+    return torch.log(torch.sqrt(torch.clamp(real ** 2 + imag ** 2, min=1e-10))), torch.atan2(imag, real)
+
+
+def to_real_imaginary(log_magnitude: Tensor, phase: Tensor) -> tuple[Tensor, Tensor]:
+    """The official ``use_logmag_phase`` output: magnitude min(exp(log_magnitude), 100) at ``phase``."""
+    magnitude = torch.clip(torch.exp(log_magnitude), max=1e2)
+    return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
+
+
 class ConvNeXtBlock2d(nn.Module):
-    def __init__(self, channels: int, mult_channels: int, kernel_size: int, framewise_norm: bool,
-                 layer_scale_init_value: float):
+    dwconv: nn.Conv2d
+    norm: "LayerNorm2d"
+    pwconv1: nn.Conv2d
+    pwconv2: nn.Conv2d
+
+    def __init__(self, channels: int, mult_channels: int, kernel_size: Union[int, Sequence[int]],
+                 framewise_norm: bool, layer_scale_init_value: float):
         super().__init__()
-        self.dwconv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=False,
+        kf, kt = kernel_pair(kernel_size)
+        self.dwconv = nn.Conv2d(channels, channels, (kf, kt), padding=(kf // 2, kt // 2), groups=channels, bias=False,
                                 padding_mode="reflect")
         self.norm = LayerNorm2d(channels, framewise=framewise_norm)
         self.pwconv1 = nn.Conv2d(channels, channels * mult_channels, 1)
@@ -151,15 +186,44 @@ class ConvNeXtBlock2d(nn.Module):
         return residual + self.gamma * x
 
 
-class WavehaxGenerator(nn.Module):
-    """Official v1 defaults: 100 mel bins, 32 channels, x2 expansion, 7x7 kernels, 8 blocks,
-    n_fft 480, hop 240, 24 kHz, "pcph" prior."""
+# The official generator configurations (wavehax/bin/config/generator/*.yaml): v1 and v2 at 24 kHz, fb
+# (full band) at 48 kHz.  ``WavehaxGenerator(**PRESETS["v2"])`` builds one.
+PRESETS = {
+    "v1": dict(in_channels=100, channels=32, mult_channels=2, kernel_size=7, num_blocks=8, n_fft=480,
+               hop_length=240, sample_rate=24000, prior_type="pcph", drop_prob=0.0, framewise_norm=False,
+               use_logmag_phase=False),
+    "v2": dict(in_channels=100, channels=16, mult_channels=3, kernel_size=[13, 7], num_blocks=8, n_fft=480,
+               hop_length=240, sample_rate=24000, prior_type="pcph", drop_prob=0.0, framewise_norm=False,
+               use_logmag_phase=False),
+    "fb": dict(in_channels=100, channels=32, mult_channels=2, kernel_size=[15, 7], num_blocks=8, n_fft=960,
+               hop_length=480, sample_rate=48000, prior_type="pcph", drop_prob=0.0, framewise_norm=False,
+               use_logmag_phase=False),
+}
 
-    def __init__(self, in_channels: int = 100, channels: int = 32, mult_channels: int = 2, kernel_size: int = 7,
-                 num_blocks: int = 8, n_fft: int = 480, hop_length: int = 240, sample_rate: int = 24000,
-                 framewise_norm: bool = False):
+
+class WavehaxGenerator(nn.Module):
+    """The official generator's constructor arguments, as written in its YAML configurations (defaults:
+    v1, see ``PRESETS``); ``forward(cond, f0) -> (waveform, prior)`` and ``inference(cond, f0) ->
+    waveform`` as the official module.  Supported: the "pcph" prior, layer norm (``use_layer_norm``),
+    ``drop_prob`` in inference (stochastic depth is not trained here)."""
+
+    def __init__(self, in_channels: int = 100, channels: int = 32, mult_channels: int = 2,
+                 kernel_size: Union[int, Sequence[int]] = 7, num_blocks: int = 8, n_fft: int = 480,
+                 hop_length: int = 240, sample_rate: int = 24000, prior_type: str = "pcph", drop_prob: float = 0.0,
+                 use_layer_norm: bool = True, framewise_norm: bool = False, use_logmag_phase: bool = False):
         super().__init__()
+        op = "pyops.wavehax.WavehaxGenerator"
+        if prior_type != "pcph":
+            raise ValueError(f"{op}: argument 'prior_type' must be 'pcph' (the only prior of the official "
+                             f"configurations), got {prior_type!r}")
+        if not use_layer_norm:
+            raise ValueError(f"{op}: argument 'use_layer_norm' must be True (no official configuration uses "
+                             "batch norm, and the fused blocks fold a layer norm)")
+        if not 0.0 <= drop_prob < 1.0:
+            raise ValueError(f"{op}: argument 'drop_prob' must be in [0, 1), got {drop_prob!r}")
+        self.kernel_size = kernel_pair(kernel_size, op)
         self.in_channels, self.n_fft, self.hop_length, self.sample_rate = in_channels, n_fft, hop_length, sample_rate
+        self.drop_prob, self.use_logmag_phase = drop_prob, use_logmag_phase
         n_bins = n_fft // 2 + 1
         self.stft = STFT(n_fft, hop_length)
         self.prior_proj = nn.Conv1d(n_bins, n_bins, 7, padding=3, padding_mode="reflect")
@@ -183,17 +247,30 @@ class WavehaxGenerator(nn.Module):
         phase0 = torch.rand((b,), generator=generator, device=f0.device, dtype=torch.float64)
         return noise, phase0
 
-    def forward(self, cond: Tensor, f0: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    def check_training(self) -> None:
+        if self.training and self.drop_prob > 0:
+            raise NotImplementedError("pyops.wavehax.WavehaxGenerator: stochastic depth (drop_prob > 0) is not "
+                                      "implemented for training; eval() runs such a model (dropping nothing)")
+
+    def forward(self, cond: Tensor, f0: Tensor, generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
+        self.check_training()
         with torch.no_grad():
             noise, phase0 = self.prior_randomness(f0, generator)
             prior = harmonic_prior_explicit(f0, self.hop_length, self.sample_rate, noise, phase0)
             real, imag = self.stft(prior)
+            if self.use_logmag_phase:
+                real, imag = to_log_magnitude_and_phase(real, imag)
         x = torch.stack([real, imag, self.prior_proj(real), self.prior_proj(imag), self.cond_proj(cond)], dim=1)
         x = self.input_norm(self.input_proj(x))
         for block in self.blocks:
             x = block(x)
         x = self.output_proj(self.output_norm(x))
-        return self.stft.inverse(x[:, 0], x[:, 1])
+        real, imag = to_real_imaginary(x[:, 0], x[:, 1]) if self.use_logmag_phase else (x[:, 0], x[:, 1])
+        return self.stft.inverse(real, imag), prior
+
+    @torch.inference_mode()
+    def inference(self, cond: Tensor, f0: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        return self(cond, f0, generator)[0]
 
 
 # ---- the argument checks of csrc/cpu/wavehax_args.h, for the Triton launchers
@@ -212,13 +289,13 @@ def check_block(op: str, x: Tensor, dw: Tensor, norm_weight: Tensor, norm_bias: 
         raise RuntimeError(f"pyops.{op}: argument 'x' must have shape [batch, freq, frames, channels], got "
                            f"{tuple(x.shape)}")
     c = x.shape[3]
-    if dw.dim() != 4 or dw.shape[0] != c or dw.shape[1] != 1 or dw.shape[2] != dw.shape[3] or dw.shape[2] % 2 != 1:
-        raise RuntimeError(f"pyops.{op}: argument 'dw_weight' must have shape [{c}, 1, k, k] with k odd, got "
-                           f"{tuple(dw.shape)}")
-    pad = dw.shape[2] // 2
-    if x.numel() and not (pad < x.shape[1] and pad < x.shape[2]):
-        raise RuntimeError(f"pyops.{op}: argument 'x' needs freq and frames > {pad} for reflect padding, got "
-                           f"{tuple(x.shape)}")
+    if dw.dim() != 4 or dw.shape[0] != c or dw.shape[1] != 1 or dw.shape[2] % 2 != 1 or dw.shape[3] % 2 != 1:
+        raise RuntimeError(f"pyops.{op}: argument 'dw_weight' must have shape [{c}, 1, kf, kt] with kf and kt odd, "
+                           f"got {tuple(dw.shape)}")
+    pad_f, pad_t = dw.shape[2] // 2, dw.shape[3] // 2
+    if x.numel() and not (pad_f < x.shape[1] and pad_t < x.shape[2]):
+        raise RuntimeError(f"pyops.{op}: argument 'x' needs freq > {pad_f} and frames > {pad_t} for reflect padding, "
+                           f"got {tuple(x.shape)}")
     if pw1.dim() != 2 or pw1.shape[1] != c or pw1.shape[0] == 0:
         raise RuntimeError(f"pyops.{op}: argument 'pw1_weight' must have shape [hidden, {c}], got {tuple(pw1.shape)}")
     h = pw1.shape[0]

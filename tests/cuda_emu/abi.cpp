@@ -115,10 +115,10 @@ int intops_isqrt(const int64_t* x, int64_t* out, int64_t numel) {
 #define PYOPS_EMU_WAVEHAX(SUF, T)                                                                                  \
   int wavehax_convnext2d_block_##SUF(const T* x, const T* dw, const T* gamma, const T* beta, const T* w1t,        \
                                      const T* b1, const T* w2t, const T* b2, double eps, int framewise, int64_t B, \
-                                     int64_t F, int64_t Tn, int64_t C, int64_t H, int K, T* h, double* stats,     \
-                                     T* out) {                                                                     \
-    wavehax_cuda::convnext2d_block<T>(x, dw, gamma, beta, w1t, b1, w2t, b2, eps, framewise, B, F, Tn, C, H, K, h, \
-                                      stats, out, nullptr);                                                        \
+                                     int64_t F, int64_t Tn, int64_t C, int64_t H, int KF, int KT, T* h,          \
+                                     double* stats, T* out) {                                                      \
+    wavehax_cuda::convnext2d_block<T>(x, dw, gamma, beta, w1t, b1, w2t, b2, eps, framewise, B, F, Tn, C, H, KF, KT, \
+                                      h, stats, out, nullptr);                                                        \
     PYOPS_EMU_ERR;                                                                                                 \
   }
 PYOPS_EMU_WAVEHAX(f32, float)

@@ -237,15 +237,15 @@ def wavehax_convnext2d_block(x_, dw_weight, norm_weight, norm_bias, pw1_weight, 
     if x.numel() == 0:
         return out
     B, F, Tn, C = x.shape
-    H, K = pw1_weight.shape[0], dw_weight.shape[2]
-    dw = dw_weight.reshape(C, K * K).t().contiguous()
+    H, KF, KT = pw1_weight.shape[0], dw_weight.shape[2], dw_weight.shape[3]
+    dw = dw_weight.reshape(C, KF * KT).t().contiguous()
     w1t, b1 = pw1_weight.t().contiguous(), pw1_bias.contiguous()
     w2t = (pw2_weight * layer_scale.unsqueeze(1)).t().contiguous()
     b2 = (pw2_bias * layer_scale).contiguous()
     h = torch.empty_like(x)
     stats = torch.empty(B * Tn if framewise else B, 2, dtype=torch.float64)
     _call(f"wavehax_convnext2d_block_{_sfx(x.dtype)}", x, dw, norm_weight.contiguous(), norm_bias.contiguous(), w1t, b1,
-          w2t, b2, (_D, eps), framewise, B, F, Tn, C, H, (_I, K), h, stats, out)
+          w2t, b2, (_D, eps), framewise, B, F, Tn, C, H, (_I, KF), (_I, KT), h, stats, out)
     return out
 
 

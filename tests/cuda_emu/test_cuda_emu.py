@@ -263,19 +263,22 @@ def test_intops_empty():
 
 # ------------------------------------------------------------------------------------ wavehax
 def _block_params(C, H, K, dtype, seed=0):
+    """K: square taps, or (frequency taps, time taps) as in the official v2 / fb kernels."""
     g = torch.Generator().manual_seed(seed)
     r = lambda *s, std=1.0: (std * torch.randn(*s, generator=g)).to(dtype)  # noqa: E731
-    return [r(C, 1, K, K, std=0.2), 1 + r(C, std=0.1), r(C, std=0.1), r(H, C, std=C ** -0.5), r(H, std=0.1),
+    kf, kt = (K, K) if isinstance(K, int) else K
+    return [r(C, 1, kf, kt, std=0.2), 1 + r(C, std=0.1), r(C, std=0.1), r(H, C, std=C ** -0.5), r(H, std=0.1),
             r(C, H, std=H ** -0.5), r(C, std=0.1), r(C, std=0.5)]
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-5), (torch.float64, 1e-12)])
 @pytest.mark.parametrize("shape, H, K", [((2, 8, 9, 32), 64, 3), ((1, 5, 7, 3), 6, 5), ((1, 16, 4, 8), 16, 7),
-                                         ((2, 3, 130, 4), 8, 3)])
+                                         ((2, 3, 130, 4), 8, 3), ((1, 16, 9, 16), 48, (13, 7)),
+                                         ((1, 9, 5, 4), 8, (3, 9))])
 @pytest.mark.parametrize("framewise", [False, True])
 def test_wavehax_block(dtype, tol, shape, H, K, framewise):
     x = torch.randn(*shape, dtype=dtype)
-    params = _block_params(shape[3], H, K, dtype, seed=K)
+    params = _block_params(shape[3], H, K, dtype, seed=K if isinstance(K, int) else sum(K))
     got = emu.wavehax_convnext2d_block(x, *params, 1e-6, framewise)
     torch.testing.assert_close(got, ops.wavehax_convnext2d_block(x, *params, 1e-6, framewise), atol=tol, rtol=tol)
     torch.testing.assert_close(got, wavehax_ref.convnext2d_block(x, *params, 1e-6, framewise), atol=tol, rtol=tol)

@@ -800,21 +800,21 @@ def wavehax_harmonic_prior(draw, op, mode="valid", public=False):
 @st.composite
 def wavehax_block(draw, op, mode="valid"):
     dt = draw(pick("float32", "float64"))
-    k = draw(pick(1, 3, 5, 7))
-    pad = k // 2
+    kf = draw(pick(1, 3, 5, 7, 13))  # frequency taps: official v2 / fb kernels are [13, 7] / [15, 7]
+    kt = kf if kf < 13 and draw(st.booleans()) else draw(pick(1, 3, 5, 7))
     bsz = draw(st.integers(1, 2)) if draw(st.integers(0, 7)) else 0
-    fr, tf = draw(st.integers(pad + 1, pad + 6)), draw(st.integers(pad + 1, pad + 6))
+    fr, tf = draw(st.integers(kf // 2 + 1, kf // 2 + 6)), draw(st.integers(kt // 2 + 1, kt // 2 + 6))
     c = draw(st.one_of(st.integers(1, 12), pick(17, 66)))
     h = c * draw(st.integers(1, 3)) if draw(st.booleans()) else draw(st.integers(1, 20))
     if c > 64:
-        bsz, fr, tf = min(bsz, 1), min(fr, pad + 2), min(tf, pad + 2)
+        bsz, fr, tf = min(bsz, 1), min(fr, kf // 2 + 2), min(tf, kt // 2 + 2)
     eps = draw(pick(1e-6, 1e-6, 1e-5, 0.1, 1.0))
     framewise = draw(st.booleans())
     wscale = draw(pick(0.02, 0.3, 1.0))
     xdom = float_finite(-100, 100, scale=draw(pick(1.0, 1e-3, 10.0)))
     if draw(st.integers(0, 7)) == 0:  # constant input: zero variance, eps alone normalises
         xdom.dists = [{"dist": "const", "value": draw(pick(0.0, 1.5, -3.0))}]
-    shapes_ = {"x": [bsz, fr, tf, c], "dw_weight": [c, 1, k, k], "norm_weight": [c], "norm_bias": [c],
+    shapes_ = {"x": [bsz, fr, tf, c], "dw_weight": [c, 1, kf, kt], "norm_weight": [c], "norm_bias": [c],
                "pw1_weight": [h, c], "pw1_bias": [h], "pw2_weight": [c, h], "pw2_bias": [c], "layer_scale": [c]}
     dtypes = {name: dt for name in shapes_}
     kind = "valid:empty" if bsz == 0 else "valid"
@@ -831,7 +831,8 @@ def wavehax_block(draw, op, mode="valid"):
         kind, names = "invalid:x", ("x", "dw_weight")
     elif mode == "kernel":
         kk = draw(pick(2, 4, 0))
-        shapes_["dw_weight"] = draw(pick([c, 1, kk, kk], [c, 1, k, k + 2], [c + 1, 1, k, k], [c, 2, k, k]))
+        shapes_["dw_weight"] = draw(pick([c, 1, kk, kk], [c, 1, kf, kk], [c, 1, kk, kt], [c + 1, 1, kf, kt],
+                                         [c, 2, kf, kt], [c, 1, kf]))
         kind, names = "invalid:dw_weight", ("dw_weight",)
     elif mode == "pad":
         kk = draw(pick(3, 5, 7))
