@@ -67,7 +67,8 @@ triton-aot: $(VENV)/.deps
 # the long hostile-input run: >= 1,000 cases per op on the C++, Triton (interpreter) and reference
 # paths, each call in a worker process; prints the per-op table (make test runs a small budget)
 fuzz: $(VENV)/.built
-	$(PY) -m tests.fuzz --cases-per-op $${FUZZ_CASES:-1000} --seed $${FUZZ_SEED:-1} --out build/fuzz.md
+	$(PY) -m tests.fuzz --cases-per-op $${FUZZ_CASES:-1000} --seed $${FUZZ_SEED:-1} --workers $${FUZZ_WORKERS:-2} \
+	  --out build/fuzz.md
 
 # the one command for a machine with a CUDA GPU (see scripts/gpu_check.sh)
 gpu-check:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 import torch
 from torch import nn
@@ -97,7 +97,8 @@ def int_exp(x: torch.Tensor, scale: float):
     return _exp(x, *ref.ibert_exp_constants(s)), ref.ibert_exp_scale(s)
 
 
-def int_softmax(x: torch.Tensor, scale: float, output_bits: int = 8, method: str = "ibert"):
+def int_softmax(x: torch.Tensor, scale: Union[float, torch.Tensor], output_bits: int = 8,
+                method: str = "ibert"):
     """Softmax over the last dim. ``method="ibert"`` (I-BERT, out scale 2^-bits) or
     ``"shiftmax"`` (I-ViT, out scale 2^-(bits-1)). Returns (int32 out, out_scale)."""
     op = "intops.int_softmax"
@@ -377,8 +378,8 @@ def _int_addmm(x: torch.Tensor, w_q: torch.Tensor, w_f: torch.Tensor, w_abs_rows
     * else fp64 (exact below 2^53), else int64.
     """
     if x.numel():
-        lo, hi = torch.aminmax(x)
-        lo, hi = float(lo), float(hi)
+        x_lo, x_hi = torch.aminmax(x)
+        lo, hi = float(x_lo), float(x_hi)
     else:
         lo = hi = 0.0
     bmax = float(b.abs().max()) if b is not None and b.numel() else 0.0
@@ -416,6 +417,10 @@ class QuantAct(nn.Module):
     (HF quantises ``x`` alone there even when an ``identity`` is given; this quantises the sum it tracked.)
     Returns ``(q * scale, scale)``.
     """
+
+    x_min: torch.Tensor  # buffers (registered in __init__)
+    x_max: torch.Tensor
+    act_scaling_factor: torch.Tensor
 
     def __init__(self, activation_bit, act_range_momentum=0.95, per_channel=False, channel_len=None,
                  quant_mode=False, *, full_range: bool = False):
@@ -501,6 +506,14 @@ class QuantLinear(nn.Module):
     ``bias_integer`` on every call, as it depends on the input's scale. Returns ``(acc * scale, scale)``.
     """
 
+    bias: Optional[nn.Parameter]
+    weight_integer: torch.Tensor  # buffers (registered in __init__; bias_integer only with a bias)
+    fc_scaling_factor: torch.Tensor
+    bias_integer: torch.Tensor
+    # (weight, (its _version, device, dtype, per_channel, weight_bit, full_range), float ints, max row |sum|)
+    _cache: Optional[tuple[nn.Parameter, tuple[int, torch.device, torch.dtype, bool, int, bool],
+                           torch.Tensor, float]]
+
     def __init__(self, in_features, out_features, bias=True, weight_bit=8, bias_bit=32, per_channel=False,
                  quant_mode=False, *, full_range: bool = False):
         super().__init__()
@@ -569,6 +582,11 @@ class QuantEmbedding(nn.Module):
     (round(w / scale) in [-127, 126] at 8 bits; ``full_range=True``: [-128, 127]) whenever ``weight``
     changes, into ``weight_integer`` (int8 here) and ``weight_scaling_factor``; a lookup of integer rows.
     ``max_norm`` works in float mode only (HF would renormalise the integer weights)."""
+
+    weight_scaling_factor: torch.Tensor  # buffers (registered in __init__)
+    weight_integer: torch.Tensor
+    # (weight, (its _version, device, dtype, weight_bit, full_range))
+    _cache: Optional[tuple[nn.Parameter, tuple[int, torch.device, torch.dtype, int, bool]]]
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
                  scale_grad_by_freq=False, sparse=False, _weight=None, weight_bit=8, momentum=0.95,
@@ -664,6 +682,8 @@ class IntSoftmax(nn.Module):
     Returns ``(p * 2^-bits, 2^-bits)``, the scale a Python float as in HF.
     """
 
+    act: QuantAct
+
     def __init__(self, output_bit, quant_mode=False, force_dequant="none", *, method: str = "ibert"):
         super().__init__()
         check(method in ("ibert", "shiftmax"), "intops.IntSoftmax", "method", f"must be 'ibert' or 'shiftmax', got {method!r}")
@@ -719,6 +739,8 @@ class IntLayerNorm(nn.Module):
     variance would leave int64, and ``weight`` starts at ones (HF's zeros rely on its model's init).
     The child ``activation`` is HF's (part of its state, unused by its forward, as here).
     """
+
+    shift: torch.Tensor  # buffer (registered in __init__)
 
     def __init__(self, normalized_shape, eps, output_bit=8, quant_mode=False, force_dequant="none", *,
                  isqrt: str = "exact"):
@@ -799,7 +821,9 @@ class _PreviousLayerScale:
         self.previous_layer = previous_layer
 
     def __call__(self, module, args, kwargs):
-        act = self.previous_layer.output.output_activation
+        # HF's IBertOutput and its QuantAct, reached through nn.Module.__getattr__ (typed Tensor | Module)
+        output = cast(nn.Module, self.previous_layer.output)
+        act = cast(nn.Module, output.output_activation)
         if len(args) >= 2 and args[1] is not None and getattr(act, "quant_mode", False):
             args = (args[0], act.act_scaling_factor, *args[2:])
         return args, kwargs
@@ -847,7 +871,8 @@ def convert_ibert(model: nn.Module) -> dict:
     hooked = 0
     for module in model.modules():
         if type(module).__name__ == "IBertEncoder" and type(module).__module__.startswith("transformers."):
-            for previous, layer in zip(module.layer, module.layer[1:]):
+            layers = cast(nn.ModuleList, module.layer)  # HF's IBertEncoder.layer
+            for previous, layer in zip(layers, layers[1:]):
                 if not any(isinstance(h, _PreviousLayerScale) for h in layer._forward_pre_hooks.values()):
                     layer.register_forward_pre_hook(_PreviousLayerScale(previous), with_kwargs=True)
                     hooked += 1

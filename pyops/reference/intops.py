@@ -249,14 +249,14 @@ def layernorm(x: torch.Tensor, bias_int: torch.Tensor, shift: int, sqrt: str) ->
         return x.int()
     mean = _round_div(x.sum(-1, keepdim=True), n)
     y = x - mean
-    shift = layernorm_shift(y.abs().amax(-1, keepdim=True), n, shift)
-    var = ((y >> shift) ** 2).sum(-1, keepdim=True)
+    shifts = layernorm_shift(y.abs().amax(-1, keepdim=True), n, shift)  # per row
+    var = ((y >> shifts) ** 2).sum(-1, keepdim=True)
     if sqrt == "exact":
-        std = isqrt(var) << shift
+        std = isqrt(var) << shifts
         factor = torch.where(std > 0, _floor_div(torch.full_like(std, 1 << 31), std.clamp(min=1)),
                              torch.zeros_like(std))
     else:
-        std = newton_sqrt(var) << shift
+        std = newton_sqrt(var) << shifts
         factor = _floor_div(torch.full_like(std, 2 ** 31 - 1), std)
     return (((y * factor) >> 1) + bias_int.long()).int()
 
