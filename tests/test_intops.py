@@ -380,3 +380,57 @@ def test_modules_accept_empty_batches_in_training():
     y, scale = act(x)
     assert y.shape == (0, 4)
     assert ln(x, torch.tensor(0.1))[0].shape == (0, 4)
+
+
+def _requantize_edge_inputs(dtype, n):
+    """dtype extremes, exact .5 ties of x m / 2^e (x = 2^t j, j odd, both parities of the quotient)
+    and their neighbours, then random values; n elements, seeded."""
+    info = torch.iinfo(dtype)
+    vals = [info.min, info.min + 1, info.max, info.max - 1, 0, 1, -1]
+    for t in range(info.bits):
+        for j in range(-7, 8, 2):
+            for d in (-1, 0, 1):
+                v = j * 2 ** t + d
+                if info.min <= v <= info.max:
+                    vals.append(v)
+    head = torch.tensor(vals[:n], dtype=torch.int64).to(dtype)
+    return torch.cat([head, _ints((max(0, n - head.numel()),), dtype, seed=n)])
+
+
+@pytest.mark.skipif(not HAS_CPP, reason="the C++ extension is not built")
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.int32])
+def test_requantize_cpu_vector_path_bit_exact(dtype):
+    """The CPU kernel (AVX2 where available, scalar tails and fallbacks) against the reference:
+    per-tensor and per-channel constants over e in {0, 1, 5, 31, 62, 63, -3} and m in {0, 1, 2^31,
+    random}, rows of lengths that are and are not multiples of 8, every bits of {2, 8, 16, 32}."""
+    g = torch.Generator().manual_seed(11)
+    es = [0, 1, 5, 31, 62, 63, -3]
+    ms = [0, 1, 2 ** 31, int(torch.randint(2, 2 ** 31, (1,), generator=g)), 2 ** 30 + 1, 3]
+    x1 = _requantize_edge_inputs(dtype, 1003)  # a length that is not a multiple of 8
+    for bits in (2, 8, 16, 32):
+        for e in es:
+            for m in ms:
+                m_t, e_t = torch.tensor([m]), torch.tensor([e])
+                assert_same(ops.intops_requantize(x1, m_t, e_t, bits), ref.requantize(x1, m_t, e_t, bits))
+                x2 = x1[:1000].reshape(40, 25)
+                assert_same(ops.intops_requantize(x2, m_t.repeat(25), e_t.repeat(25), bits),
+                            ref.requantize(x2, m_t.repeat(25), e_t.repeat(25), bits))
+    # per channel: C a multiple of 8 and not, constants all of the vector form or not (m = 2^31 at
+    # e = 0, a large m at e = -3 stay scalar); enough rows that threads split rows mid-way
+    for channels, rows in ((16, 7), (13, 9), (203, 300), (768, 50)):
+        x = _requantize_edge_inputs(dtype, channels * rows).reshape(rows, channels)
+        for trial in range(6):
+            vector_form = trial % 2 == 0
+            e = torch.tensor(es, dtype=torch.int64)[torch.randint(0, len(es), (channels,), generator=g)]
+            m = torch.tensor(ms, dtype=torch.int64)[torch.randint(0, len(ms), (channels,), generator=g)]
+            random_m = torch.randint(0, 2 ** 31 + 1, (channels,), generator=g)
+            m = torch.where(torch.rand(channels, generator=g) < 0.5, m, random_m)
+            if vector_form:
+                m = torch.where((e == 0) & (m == 2 ** 31), m - 1, m)
+                m = torch.where(e < 0, m >> 4, m)
+            for bits in (2, 8, 16, 32):
+                assert_same(ops.intops_requantize(x, m, e, bits), ref.requantize(x, m, e, bits))
+        flat = x.reshape(-1)[: 8 * 1001 + 5]  # one channel over a long 1-D row
+        for m, e in ((1234567891, 40), (2 ** 31, 31), (7, 0), (2 ** 31, 0), (5, -3)):
+            m_t, e_t = torch.tensor([m]), torch.tensor([e])
+            assert_same(ops.intops_requantize(flat, m_t, e_t, 8), ref.requantize(flat, m_t, e_t, 8))

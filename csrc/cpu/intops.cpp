@@ -7,7 +7,14 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <cstring>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PYOPS_INTOPS_X86 1
+#endif
 
 #include "intops_args.h"
 #include "pyops/intops.h"
@@ -244,6 +251,131 @@ Tensor isqrt(const Tensor& x_) {
   return out;
 }
 
+// requantize: round_half_even(x m / 2^e) saturated to [lo, hi], io::requantize per element.
+// The AVX2 path takes (m, e) rewritten to an equivalent pair with m < 2^31 and 0 <= e <= 62 (below),
+// so p = x m (|x| <= 2^31, |p| < 2^62) is one signed 32x32 -> 64-bit multiply, and
+//   round_half_even(p / 2^e) = floor((p + 2^(e-1) - 1 + bit_e(p)) / 2^e)   (e >= 1; p itself at e = 0)
+// where bit_e(p) is the parity of floor(p / 2^e).  AVX2 has no 64-bit arithmetic shift: with 2^62
+// added, the sum is in [0, 2^64) (the bias < 2^61), a logical shift gives the floor plus
+// K = 2^(62-e) exactly (2^e divides 2^62), and the quotient plus K is in [0, 2^63).  That is clamped
+// to [lo + K, hi + K] with signed compares; its low 32 bits less K's are the result.
+// Pairs with no such rewrite (m = 2^31 at e = 0, a left shift past 30 bits) stay scalar.
+struct RqConst {
+  int64_t m, bias, shift, pshift, lo, hi, k;  // pshift: where the parity bit is (64: none, a shift to 0)
+};
+
+// The same result as io::requantize(x, m, e, lo, hi) for every int32 x, or false.
+bool rq_constants(int64_t m, int64_t e, int64_t lo, int64_t hi, RqConst& c) {
+  if (m == 0 || e > 62) {  // x m = 0, or past 62 bits right: 0
+    m = 0;
+    e = 0;
+  } else if (e < 0) {  // x (m 2^-e) exactly, when that multiplier has 31 bits: no saturation in int64
+    if (-e > 30 || m > (int64_t(0x7fffffff) >> -e)) return false;
+    m <<= -e;
+    e = 0;
+  } else if (m == (int64_t(1) << 31)) {  // x 2^31 / 2^e == x 2^30 / 2^(e-1): the same rounding
+    if (e == 0) return false;
+    m >>= 1;
+    --e;
+  }
+  c.m = m;
+  c.shift = e;
+  c.k = int64_t(1) << (62 - e);
+  c.bias = (int64_t(1) << 62) + (e ? (int64_t(1) << (e - 1)) - 1 : 0);
+  c.pshift = e ? e : 64;
+  c.lo = lo + c.k;
+  c.hi = hi + c.k;
+  return true;
+}
+
+bool cpu_has_avx2() {
+#ifdef PYOPS_INTOPS_X86
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+#else
+  return false;
+#endif
+}
+
+// Per-channel constants for rq_avx2, kRqBlock int64 per 8 channels j..j+7: m, bias, shift, pshift,
+// lo, hi, each as 4 lanes of (j, j+2, j+4, j+6) then 4 of (j+1, j+3, j+5, j+7); then K's low 32 bits
+// as 8 int32 lanes of j..j+7.
+constexpr int64_t kRqBlock = 52;
+constexpr int64_t kRqRows = 8;  // rows per pass over the per-channel constants
+
+#ifdef PYOPS_INTOPS_X86
+// 8 elements as int32 lanes
+template <typename In>
+__attribute__((target("avx2"))) inline __m256i rq_load8(const In* p) {
+  if constexpr (sizeof(In) == 1) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  } else if constexpr (sizeof(In) == 2) {
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+}
+
+// 4 results plus K, clamped, in int64 lanes, from the low (signed) 32 bits of each lane of x
+__attribute__((target("avx2"))) inline __m256i rq4(__m256i x, __m256i m, __m256i bias, __m256i shift,
+                                                    __m256i pshift, __m256i lo, __m256i hi) {
+  const __m256i p = _mm256_mul_epi32(x, m);
+  const __m256i parity = _mm256_and_si256(_mm256_srlv_epi64(p, pshift), _mm256_set1_epi64x(1));
+  __m256i v = _mm256_srlv_epi64(_mm256_add_epi64(_mm256_add_epi64(p, bias), parity), shift);
+  v = _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));
+  return _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
+}
+
+// 8 * nblocks elements of `rows` rows `stride` apart.  Per channel: c points to the first channel's
+// block (rq_blocks), loaded once for all the rows; otherwise to one RqConst for all.  The even
+// elements of 8 go through one rq4 and the odd ones through another, so the results interleave
+// back with one blend.
+template <typename In, bool kPerChannel>
+__attribute__((target("avx2"))) void rq_avx2(const In* __restrict in, int32_t* __restrict o, int64_t nblocks,
+                                             const int64_t* __restrict c, int64_t rows, int64_t stride) {
+  __m256i me = _mm256_set1_epi64x(c[0]), be = _mm256_set1_epi64x(c[1]), se = _mm256_set1_epi64x(c[2]),
+          pe = _mm256_set1_epi64x(c[3]), le = _mm256_set1_epi64x(c[4]), he = _mm256_set1_epi64x(c[5]),
+          k32 = _mm256_set1_epi32((int32_t)(uint32_t)c[6]);
+  __m256i mo = me, bo = be, so = se, po = pe, lo = le, ho = he;
+  for (int64_t k = 0; k < nblocks; ++k) {
+    if constexpr (kPerChannel) {
+      const __m256i* q = reinterpret_cast<const __m256i*>(c + kRqBlock * k);
+      me = _mm256_loadu_si256(q), mo = _mm256_loadu_si256(q + 1);
+      be = _mm256_loadu_si256(q + 2), bo = _mm256_loadu_si256(q + 3);
+      se = _mm256_loadu_si256(q + 4), so = _mm256_loadu_si256(q + 5);
+      pe = _mm256_loadu_si256(q + 6), po = _mm256_loadu_si256(q + 7);
+      le = _mm256_loadu_si256(q + 8), lo = _mm256_loadu_si256(q + 9);
+      he = _mm256_loadu_si256(q + 10), ho = _mm256_loadu_si256(q + 11);
+      k32 = _mm256_loadu_si256(q + 12);
+    }
+    for (int64_t r = 0; r < (kPerChannel ? rows : 1); ++r) {
+      const __m256i x = rq_load8(in + r * stride + 8 * k);
+      const __m256i ve = rq4(x, me, be, se, pe, le, he);
+      const __m256i vo = rq4(_mm256_srli_epi64(x, 32), mo, bo, so, po, lo, ho);
+      const __m256i v = _mm256_blend_epi32(ve, _mm256_slli_epi64(vo, 32), 0xAA);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + r * stride + 8 * k), _mm256_sub_epi32(v, k32));
+    }
+  }
+}
+#endif
+
+// Per-channel blocks of channels [0, C8) for rq_avx2 (kRqBlock); empty if some channel has no
+// AVX2 form.
+std::vector<int64_t> rq_blocks(const int64_t* pm, const int64_t* pe, int64_t c8, int64_t lo, int64_t hi) {
+  std::vector<int64_t> out(c8 / 8 * kRqBlock);
+  for (int64_t j = 0; j < c8; ++j) {
+    RqConst c;
+    if (!rq_constants(pm[j], pe[j], lo, hi, c)) return {};
+    int64_t* b = out.data() + j / 8 * kRqBlock;
+    const int64_t lane = (j % 2) * 4 + (j % 8) / 2;
+    b[lane] = c.m, b[8 + lane] = c.bias, b[16 + lane] = c.shift, b[24 + lane] = c.pshift;
+    b[32 + lane] = c.lo, b[40 + lane] = c.hi;
+    const uint32_t k32 = (uint32_t)c.k;
+    std::memcpy(reinterpret_cast<char*>(b + 48) + 4 * (j % 8), &k32, 4);
+  }
+  return out;
+}
+
 Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t bits) {
   check_rows("intops_requantize", x_);
   const int64_t channels = x_.size(-1);
@@ -253,9 +385,58 @@ Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t 
   const int64_t *pm = m.const_data_ptr<int64_t>(), *pe = e.const_data_ptr<int64_t>();
   const int64_t lo = -(int64_t(1) << (bits - 1)), hi = (int64_t(1) << (bits - 1)) - 1;
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
+  const int64_t numel = x.numel();
+  if (numel == 0) return out;
+  // one (m, e) for all channels: a flat loop; else per channel, 8-channel blocks below C8 vectorised
+  // (C8: C rounded down to a multiple of 8), the channels from C8 on scalar
+  bool uniform = true;
+  for (int64_t j = 1; j < channels && uniform; ++j) uniform = pm[j] == pm[0] && pe[j] == pe[0];
+  const int64_t c8 = channels / 8 * 8;
+  std::vector<int64_t> blocks;
+  if (cpu_has_avx2()) {
+    RqConst c;
+    if (uniform && rq_constants(pm[0], pe[0], lo, hi, c)) {
+      blocks = {c.m, c.bias, c.shift, c.pshift, c.lo, c.hi, c.k};
+    } else if (!uniform) {
+      blocks = rq_blocks(pm, pe, c8, lo, hi);
+    }
+  }
+  const bool vec = !blocks.empty();
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_requantize", [&] {
-    for_rows<scalar_t, int32_t>(x, out, [&](const scalar_t* in, int32_t* o, int64_t n) {
-      for (int64_t i = 0; i < n; ++i) o[i] = (int32_t)io::requantize(in[i], pm[i], pe[i], lo, hi);
+    const scalar_t* px = x.const_data_ptr<scalar_t>();
+    int32_t* po = out.mutable_data_ptr<int32_t>();
+    if (uniform) {
+      at::parallel_for(0, numel, 1 << 15, [&](int64_t begin, int64_t end) {
+        int64_t i = begin;
+#ifdef PYOPS_INTOPS_X86
+        if (vec) {
+          const int64_t nb = (end - begin) / 8;
+          rq_avx2<scalar_t, false>(px + begin, po + begin, nb, blocks.data(), 1, 0);
+          i += 8 * nb;
+        }
+#endif
+        for (; i < end; ++i) po[i] = (int32_t)io::requantize(px[i], pm[0], pe[0], lo, hi);
+      });
+      return;
+    }
+    // per channel: rows in groups of kRqRows, each 8-channel block's constants loaded once a group
+    const int64_t rows = numel / channels;
+    at::parallel_for(0, rows, std::max<int64_t>(1, (1 << 15) / channels), [&](int64_t begin, int64_t end) {
+      for (int64_t r0 = begin; r0 < end; r0 += kRqRows) {
+        const int64_t nr = std::min(kRqRows, end - r0);
+        int64_t c_scalar = 0;  // the channels left to the scalar loop start here
+#ifdef PYOPS_INTOPS_X86
+        if (vec) {
+          rq_avx2<scalar_t, true>(px + r0 * channels, po + r0 * channels, c8 / 8, blocks.data(), nr, channels);
+          c_scalar = c8;
+        }
+#endif
+        for (int64_t r = r0; r < r0 + nr; ++r) {
+          const scalar_t* in = px + r * channels;
+          int32_t* o = po + r * channels;
+          for (int64_t c = c_scalar; c < channels; ++c) o[c] = (int32_t)io::requantize(in[c], pm[c], pe[c], lo, hi);
+        }
+      }
     });
   });
   return out;
