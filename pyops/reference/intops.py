@@ -169,9 +169,6 @@ def _ibert_exp_parts(x: torch.Tensor, x0: int, b: int, c: int):
 
 def int_exp(x: torch.Tensor, x0: int, b: int, c: int) -> torch.Tensor:
     """I-BERT i-exp of x <= 0: max(z 2^(30 - q), 0), int64, scale a s^2 / 2^30."""
-    raise_if("intops_exp", ibert_constants_error(x0, b, c))
-    if x.numel() and not bool((x <= 0).all()):
-        raise RuntimeError("pyops.intops_exp: argument 'x' must be <= 0 (x - rowmax)")
     z, q = _ibert_exp_parts(x.long(), x0, b, c)
     return torch.clamp(z * (torch.ones_like(q) << (IBERT_EXP_N - q)), min=0)
 
@@ -190,8 +187,6 @@ def shift_exp(x: torch.Tensor, x0: int, n: int) -> torch.Tensor:
 def softmax(x: torch.Tensor, x0: int, b: int, c: int, output_bits: int, method: str) -> torch.Tensor:
     """Row softmax over the last dim, int32 out at scale 2^-output_bits (ibert) or
     2^-(output_bits - 1) (shiftmax)."""
-    raise_if("intops_softmax", output_bits_error(output_bits))
-    raise_if("intops_softmax", ibert_constants_error(x0, b, c) if method == "ibert" else shift_x0_error(x0, SHIFTMAX_N))
     x = x.long()
     if x.numel() == 0:
         return x.int()
@@ -217,8 +212,6 @@ def gelu(x: torch.Tensor, b: torch.Tensor, c: torch.Tensor, one: torch.Tensor) -
 
 def shiftgelu(x: torch.Tensor, x0: int, output_bits: int) -> torch.Tensor:
     """I-ViT ShiftGELU: x sigma(1.702 x) with sigma from two shift-exps per row; int64 out."""
-    raise_if("intops_shiftgelu", output_bits_error(output_bits))
-    raise_if("intops_shiftgelu", shift_x0_error(x0, SHIFTGELU_N))
     x = x.long()
     if x.numel() == 0:
         return x
@@ -264,7 +257,6 @@ def layernorm(x: torch.Tensor, bias_int: torch.Tensor, shift: int, sqrt: str) ->
 def requantize(x: torch.Tensor, m: torch.Tensor, e: torch.Tensor, bits: int) -> torch.Tensor:
     """round_half_even(x m / 2^e) saturated to the signed `bits` range; int32 out. |x m| <= 2^62,
     so past 62 bits right the result is 0, and a left shift that would leave int64 saturates."""
-    raise_if("intops_requantize", requantize_constants_error(m, e, bits))
     v = x.long() * m
     e = e.expand_as(v) if e.dim() else e.expand(v.shape)
     right = torch.where(e > 62, torch.zeros_like(v), _round_shift(v, e.clamp(0, 62)))
@@ -308,7 +300,7 @@ def check_channel_constant(op: str, arg: str, t: torch.Tensor, x: torch.Tensor) 
 
 
 # ---- each raw op's whole argument check (its C++ kernel's), shared by the Triton launchers and
-# the reference fallback (pyops._library.define)
+# the reference fallback (pyops._library.define runs it before the oracles above, which assume it)
 def check_exp(x: torch.Tensor, x0: int, b: int, c: int) -> None:
     if x.dtype not in _INTS:
         raise RuntimeError(f"pyops.intops_exp: argument 'x' must be int8, int16 or int32, got {x.dtype}")
