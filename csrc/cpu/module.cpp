@@ -4,21 +4,28 @@
 // pybind11 or torch/extension.h to compile.
 #include <Python.h>
 
+#include "isa.h"
+
 namespace {
 
-// The widest ISA our target_clones kernels dispatch to on this CPU.
-const char* cpu_isa() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return "avx512f";
-  if (__builtin_cpu_supports("avx2")) return "avx2";
-  return "sse2";
-#else
-  return "generic";
-#endif
+PyObject* py_cpu_isa(PyObject*, PyObject*) { return PyUnicode_FromString(pyops::isa::name(pyops::isa::active())); }
+
+PyObject* py_cpu_isa_detected(PyObject*, PyObject*) {
+  return PyUnicode_FromString(pyops::isa::name(pyops::isa::detected()));
 }
 
-PyObject* py_cpu_isa(PyObject*, PyObject*) { return PyUnicode_FromString(cpu_isa()); }
+// Returns the level now in use: the one asked for, capped at what the CPU has.
+PyObject* py_set_cpu_isa(PyObject*, PyObject* arg) {
+  const char* s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : nullptr;
+  pyops::isa::Level level;
+  if (!s || !pyops::isa::parse(s, &level)) {
+    PyErr_Format(PyExc_ValueError, "pyops.set_cpu_isa: argument 'isa' must be one of 'avx512', 'avx2', 'scalar', got %R",
+                 arg);
+    return nullptr;
+  }
+  pyops::isa::set_active(level);
+  return py_cpu_isa(nullptr, nullptr);
+}
 
 PyObject* py_with_cuda(PyObject*, PyObject*) {
 #ifdef PYOPS_WITH_CUDA
@@ -29,7 +36,9 @@ PyObject* py_with_cuda(PyObject*, PyObject*) {
 }
 
 PyMethodDef methods[] = {
-    {"cpu_isa", py_cpu_isa, METH_NOARGS, "widest ISA the CPU kernels use here"},
+    {"cpu_isa", py_cpu_isa, METH_NOARGS, "the instruction set the CPU kernels use now"},
+    {"cpu_isa_detected", py_cpu_isa_detected, METH_NOARGS, "the widest instruction set this CPU supports"},
+    {"set_cpu_isa", py_set_cpu_isa, METH_O, "use at most this instruction set; returns the one in use"},
     {"with_cuda", py_with_cuda, METH_NOARGS, "whether the CUDA kernels were compiled in"},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "isa.h"
 #include "pam_args.h"
 #include "pyops/pam.h"
 
@@ -23,15 +24,16 @@ constexpr int64_t kGrain = 1 << 15;
 using namespace pam_args;
 
 // ---------------------------------------------------------------- elementwise
-__attribute__((target_clones("avx512f", "avx2", "default"))) void mul_f32(const float* a, const float* b, float* o,
-                                                                          int64_t n, uint32_t bias) {
+PYOPS_ALWAYS_INLINE void mul_f32_body(const float* a, const float* b, float* o, int64_t n, uint32_t bias) {
   for (int64_t i = 0; i < n; ++i) o[i] = pam::mul<float>(a[i], b[i], bias);
 }
+PYOPS_ISA_FUNCTION(void, mul_f32, (const float* a, const float* b, float* o, int64_t n, uint32_t bias),
+                   (a, b, o, n, bias))
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void div_f32(const float* a, const float* b, float* o,
-                                                                          int64_t n) {
+PYOPS_ALWAYS_INLINE void div_f32_body(const float* a, const float* b, float* o, int64_t n) {
   for (int64_t i = 0; i < n; ++i) o[i] = pam::div<float>(a[i], b[i]);
 }
+PYOPS_ISA_FUNCTION(void, div_f32, (const float* a, const float* b, float* o, int64_t n), (a, b, o, n))
 
 template <typename T>
 void mul_any(const T* a, const T* b, T* o, int64_t n, double offset) {
@@ -118,11 +120,88 @@ Tensor log2(const Tensor& x) { return unary<true>("pam_log2", x); }
 // A - bias per element, and decide per element of A whether the fast form is
 // safe against the exponent range of B.  Rows with unsafe elements of A (rare:
 // huge or tiny magnitudes) are redone afterwards with the exact scalar PAM.
-constexpr int kNR = 16;  // columns per panel: one AVX-512 vector, two AVX2
-constexpr int kMR = 8;   // rows per micro-tile: 8 independent accumulators hide the add latency
+// Every output element is a k-ordered float sum on every ISA copy, so the
+// tile shape and k blocking never change a bit of the result.
+constexpr int kNR = 16;  // columns per panel: one AVX-512 vector, two AVX2 ones
 constexpr int64_t kRowBlock = 64;
+constexpr int64_t kKBlock = 512;  // a tile's A and the panel's slice stay in L1/L2
 typedef int32_t vint __attribute__((vector_size(kNR * 4)));
 typedef float vfloat __attribute__((vector_size(kNR * 4)));
+
+// Micro-tile: c[MR rows][kNR] += sum_k PAM(a[k][r], panel[k]) over one k block.  A is
+// packed [k][MR] as A - bias; a_mask zeroes the lanes of skipped A elements (zero or
+// unsafe).  The masks are template switches: data without zeros pays for neither.
+// MR is per ISA: the accumulators must fit the register file with the panel row
+// (AVX-512: 8 x 1 zmm of 32; AVX2: 6 x 2 ymm of 16; baseline SSE: 2 x 4 xmm of 16).
+template <int MR, bool kMaskB, bool kMaskA>
+PYOPS_ALWAYS_INLINE void micro_tile(int64_t K, const int32_t* a_add, const int32_t* a_mask, const int32_t* panel,
+                                    const int32_t* panel_mask, float* c) {
+  vfloat acc[MR];
+  __builtin_memcpy(acc, c, sizeof acc);
+  for (int64_t k = 0; k < K; ++k) {
+    vint b, m;
+    __builtin_memcpy(&b, panel + k * kNR, sizeof b);
+    if (kMaskB) __builtin_memcpy(&m, panel_mask + k * kNR, sizeof m);
+    for (int r = 0; r < MR; ++r) {
+      vint p = b + a_add[k * MR + r];
+      if (kMaskB) p &= m;
+      if (kMaskA) p &= a_mask[k * MR + r];
+      vfloat f;
+      __builtin_memcpy(&f, &p, sizeof f);
+      acc[r] += f;
+    }
+  }
+  __builtin_memcpy(c, acc, sizeof acc);
+}
+
+// All of one row block's tiles against one panel, over k in [k0, k1): tiles are
+// [K][MR] slabs of packed A, c is [tiles][MR][kNR].
+struct TileJob {
+  const int32_t *a_add, *a_mask, *panel, *panel_mask;
+  int64_t K, k0, k1, tiles;
+  float* c;
+};
+
+template <int MR>
+PYOPS_ALWAYS_INLINE void micro_tiles(const TileJob& j, bool mask_b, bool mask_a) {
+  const int64_t kn = j.k1 - j.k0;
+  for (int64_t t = 0; t < j.tiles; ++t) {
+    const int32_t* aa = j.a_add + (t * j.K + j.k0) * MR;
+    const int32_t* am = j.a_mask + (t * j.K + j.k0) * MR;
+    const int32_t* pb = j.panel + j.k0 * kNR;
+    const int32_t* pm = j.panel_mask + j.k0 * kNR;
+    float* c = j.c + t * MR * kNR;
+    if (mask_b) {
+      if (mask_a) micro_tile<MR, true, true>(kn, aa, am, pb, pm, c);
+      else micro_tile<MR, true, false>(kn, aa, am, pb, pm, c);
+    } else {
+      if (mask_a) micro_tile<MR, false, true>(kn, aa, am, pb, pm, c);
+      else micro_tile<MR, false, false>(kn, aa, am, pb, pm, c);
+    }
+  }
+}
+
+using MicroTiles = void (*)(const TileJob&, bool, bool);
+#if defined(PYOPS_ISA_X86)
+PYOPS_TARGET_AVX512 void micro_tiles_avx512(const TileJob& j, bool mb, bool ma) { micro_tiles<8>(j, mb, ma); }
+PYOPS_TARGET_AVX2 void micro_tiles_avx2(const TileJob& j, bool mb, bool ma) { micro_tiles<6>(j, mb, ma); }
+#endif
+void micro_tiles_scalar(const TileJob& j, bool mb, bool ma) { micro_tiles<2>(j, mb, ma); }
+
+// The active ISA's micro-kernel and its rows per tile.
+std::pair<MicroTiles, int> micro_kernel() {
+#if defined(PYOPS_ISA_X86)
+  switch (isa::active()) {
+    case isa::kAvx512:
+      return {micro_tiles_avx512, 8};
+    case isa::kAvx2:
+      return {micro_tiles_avx2, 6};
+    default:
+      break;
+  }
+#endif
+  return {micro_tiles_scalar, 2};
+}
 
 struct PackedB {
   // [panel][k][kNR]; left uninitialised here and written in full (padding
@@ -132,32 +211,9 @@ struct PackedB {
   bool has_zero = false;
 };
 
-// Micro-kernel: C[kMR rows][kNR] = sum_k PAM(a[k][r], panel[k]).  A is packed
-// [k][kMR] as A - bias; a_mask zeroes the lanes of skipped A elements (zero or
-// unsafe).  The masks are template switches: data without zeros pays for neither.
-template <bool kMaskB, bool kMaskA>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void micro_kernel(
-    int64_t K, const int32_t* a_add, const int32_t* a_mask, const int32_t* panel, const int32_t* panel_mask,
-    float* c) {
-  vfloat acc[kMR] = {};
-  for (int64_t k = 0; k < K; ++k) {
-    vint b, m;
-    __builtin_memcpy(&b, panel + k * kNR, sizeof b);
-    if (kMaskB) __builtin_memcpy(&m, panel_mask + k * kNR, sizeof m);
-    for (int r = 0; r < kMR; ++r) {
-      vint p = b + a_add[k * kMR + r];
-      if (kMaskB) p &= m;
-      if (kMaskA) p &= a_mask[k * kMR + r];
-      vfloat f;
-      __builtin_memcpy(&f, &p, sizeof f);
-      acc[r] += f;
-    }
-  }
-  __builtin_memcpy(c, acc, sizeof acc);
-}
-
 // Returns false, computing nothing, when an operand holds inf or NaN.
 bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_t K, int64_t N, uint32_t bias) {
+  const auto [kernel, MR] = micro_kernel();
   const int64_t panels = (N + kNR - 1) / kNR;
   PackedB pb;
   pb.bits.reset(new int32_t[panels * K * kNR]);
@@ -176,7 +232,7 @@ bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
           pb.mask[at] = 0;
           pspecial[p] |= e == 0xFF;
           if (e == 0) {
-            pzero[p] = 1;
+            pzero[p] |= j < N;  // padding lanes compute garbage that is never stored
             continue;
           }
           pb.mask[at] = -1;
@@ -193,21 +249,21 @@ bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
 
   // Per element of A: safe iff every product with a nonzero b stays normal.
   // Magnitude sums lie in [(ea + eb) << 23, (ea + eb + 2) << 23).  A is packed
-  // in tiles [M / kMR][K][kMR]; rows past M stay masked.
-  const int64_t tiles = (M + kMR - 1) / kMR;
-  std::unique_ptr<int32_t[]> a_add(new int32_t[tiles * K * kMR]), a_mask(new int32_t[tiles * K * kMR]);
+  // in tiles [M / MR][K][MR]; rows past M are computed from zeros and dropped.
+  const int64_t tiles = (M + MR - 1) / MR;
+  std::unique_ptr<int32_t[]> a_add(new int32_t[tiles * K * MR]), a_mask(new int32_t[tiles * K * MR]);
   std::vector<char> row_skips(M, 0), row_special(M, 0), row_unsafe(M, 0);  // per row: no shared writes across threads
-  at::parallel_for(0, tiles * kMR, 16, [&](int64_t lo, int64_t hi) {
+  at::parallel_for(0, tiles * MR, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i)
       for (int64_t k = 0; k < K; ++k) {
-        if (i >= M) {  // padding rows of the last tile: masked
-          a_add[((i / kMR) * K + k) * kMR + i % kMR] = a_mask[((i / kMR) * K + k) * kMR + i % kMR] = 0;
+        const int64_t at = ((i / MR) * K + k) * MR + i % MR;
+        if (i >= M) {
+          a_add[at] = a_mask[at] = 0;
           continue;
         }
         const uint32_t u = f32_bits(A[i * K + k]);
         const uint64_t e = (u >> 23) & 0xFF;
         row_special[i] |= e == 0xFF;
-        const int64_t at = ((i / kMR) * K + k) * kMR + i % kMR;
         a_add[at] = (int32_t)(u - bias);
         const bool zero = e == 0 || pb.exp_max == 0;
         const bool safe = ((e + pb.exp_min) << 23) >= (uint64_t)bias + (1u << 23) &&
@@ -218,31 +274,24 @@ bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
       }
   });
   if (std::any_of(row_special.begin(), row_special.end(), [](char c) { return c; })) return false;
-  const bool any_skipped = M % kMR != 0 || std::any_of(row_skips.begin(), row_skips.end(), [](char c) { return c; });
+  const bool any_skipped = std::any_of(row_skips.begin(), row_skips.end(), [](char c) { return c; });
 
-  const int64_t tiles_per_block = kRowBlock / kMR;
+  const int64_t tiles_per_block = std::max<int64_t>(1, kRowBlock / MR);
   const int64_t row_blocks = (tiles + tiles_per_block - 1) / tiles_per_block;
   at::parallel_for(0, row_blocks * panels, 1, [&](int64_t lo, int64_t hi) {
-    float tile[kMR * kNR];
+    std::vector<float> tile(tiles_per_block * MR * kNR);
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t rb = t / panels, p = t % panels;
       const int64_t j0 = p * kNR, cols = std::min<int64_t>(kNR, N - j0);
-      const int32_t* panel = pb.bits.get() + p * K * kNR;
-      const int32_t* pmask = pb.mask.get() + p * K * kNR;
-      for (int64_t ti = rb * tiles_per_block; ti < std::min(tiles, (rb + 1) * tiles_per_block); ++ti) {
-        const int32_t* aa = a_add.get() + ti * K * kMR;
-        const int32_t* am = a_mask.get() + ti * K * kMR;
-        if (pb.has_zero) {
-          if (any_skipped) micro_kernel<true, true>(K, aa, am, panel, pmask, tile);
-          else micro_kernel<true, false>(K, aa, am, panel, pmask, tile);
-        } else {
-          if (any_skipped) micro_kernel<false, true>(K, aa, am, panel, pmask, tile);
-          else micro_kernel<false, false>(K, aa, am, panel, pmask, tile);
-        }
-        const int64_t i0 = ti * kMR;
-        for (int r = 0; r < std::min<int64_t>(kMR, M - i0); ++r)
-          std::copy(tile + r * kNR, tile + r * kNR + cols, C + (i0 + r) * N + j0);
+      const int64_t ti0 = rb * tiles_per_block, nt = std::min(tiles, ti0 + tiles_per_block) - ti0;
+      std::fill(tile.begin(), tile.end(), 0.0f);
+      for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
+        const TileJob job{a_add.get() + ti0 * K * MR, a_mask.get() + ti0 * K * MR, pb.bits.get() + p * K * kNR,
+                          pb.mask.get() + p * K * kNR, K, k0, std::min(K, k0 + kKBlock), nt, tile.data()};
+        kernel(job, pb.has_zero, any_skipped);
       }
+      for (int64_t r = 0; r < std::min(nt * MR, M - ti0 * MR); ++r)
+        std::copy(tile.data() + r * kNR, tile.data() + r * kNR + cols, C + (ti0 * MR + r) * N + j0);
     }
   });
   // A row with an unsafe element is redone whole with the exact scalar PAM in k order: adding
