@@ -1,5 +1,6 @@
 """`python -m pyops`: what this install was built with and which backend serves each op."""
 
+import os
 import platform
 
 import torch
@@ -11,7 +12,9 @@ from pyops import _library
 def main() -> None:
     print(f"pyops {pyops.__version__}  torch {torch.__version__}  python {platform.python_version()}")
     if _library._C is not None:
-        print(f"C++ CPU kernels : built, ISA in use: {_library._C.cpu_isa()}")
+        env = os.environ.get("PYOPS_CPU_ISA")
+        print(f"C++ CPU kernels : built, ISA in use: {_library._C.cpu_isa()} (CPU supports "
+              f"{_library._C.cpu_isa_detected()}; PYOPS_CPU_ISA={env if env else 'unset'})")
         cuda_built = _library._C.with_cuda()
     else:
         print(f"C++ CPU kernels : unavailable ({_library._C_ERROR}); reference fallback")

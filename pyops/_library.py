@@ -49,6 +49,27 @@ if _C is None:
         stacklevel=2,
     )
 
+CPU_ISAS = ("scalar", "avx2", "avx512")  # the C++ CPU kernels' copies, narrowest first
+
+
+def cpu_isa() -> str:
+    """The instruction set the C++ CPU kernels use now: "avx512", "avx2" or "scalar" (the
+    portable copy), or "reference" when they are not built.  It starts at the widest the CPU
+    supports, lowered by the environment variable ``PYOPS_CPU_ISA`` (read when pyops loads)."""
+    return _C.cpu_isa() if _C is not None else "reference"
+
+
+def set_cpu_isa(isa: str) -> str:
+    """Make the C++ CPU kernels use at most ``isa`` ("avx512", "avx2" or "scalar"), for every
+    thread, from the next op on; returns the level now in use, capped at what this CPU supports.
+    Results are bit-identical across levels wherever the README promises bit-exactness."""
+    check(isa in CPU_ISAS, "set_cpu_isa", "isa", f"must be one of {CPU_ISAS}, got {isa!r}")
+    check(_C is not None, "set_cpu_isa", "isa", f"the C++ kernels are unavailable ({_C_ERROR})",
+          RuntimeError)
+    assert _C is not None  # for the type checker: check() raised
+    return str(_C.set_cpu_isa(isa))
+
+
 # Which backend serves each op on each device, for `python -m pyops` and tests.
 BACKENDS: dict[str, dict[str, str]] = {}
 # Each op's reference as it serves the raw op when no kernel does (argument check included).

@@ -5,6 +5,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <memory>
 #include <vector>
@@ -122,176 +126,271 @@ Tensor log2(const Tensor& x) { return unary<true>("pam_log2", x); }
 // huge or tiny magnitudes) are redone afterwards with the exact scalar PAM.
 // Every output element is a k-ordered float sum on every ISA copy, so the
 // tile shape and k blocking never change a bit of the result.
-constexpr int kNR = 16;  // columns per panel: one AVX-512 vector, two AVX2 ones
-constexpr int64_t kRowBlock = 64;
-constexpr int64_t kKBlock = 512;  // a tile's A and the panel's slice stay in L1/L2
+constexpr int kNR = 16;              // columns per panel: one AVX-512 vector, two AVX2 ones
+constexpr int64_t kRowBlock = 64;    // rows of A per work unit: its k block stays in L2
+constexpr int64_t kPanelGroup = 16;  // panels (256 columns) per work unit
+constexpr int64_t kKBlock = 512;     // k per pass: a panel's slice (32 KiB) stays in L1
 typedef int32_t vint __attribute__((vector_size(kNR * 4)));
 typedef float vfloat __attribute__((vector_size(kNR * 4)));
 
-// Micro-tile: c[MR rows][kNR] += sum_k PAM(a[k][r], panel[k]) over one k block.  A is
-// packed [k][MR] as A - bias; a_mask zeroes the lanes of skipped A elements (zero or
-// unsafe).  The masks are template switches: data without zeros pays for neither.
-// MR is per ISA: the accumulators must fit the register file with the panel row
-// (AVX-512: 8 x 1 zmm of 32; AVX2: 6 x 2 ymm of 16; baseline SSE: 2 x 4 xmm of 16).
-template <int MR, bool kMaskB, bool kMaskA>
-PYOPS_ALWAYS_INLINE void micro_tile(int64_t K, const int32_t* a_add, const int32_t* a_mask, const int32_t* panel,
-                                    const int32_t* panel_mask, float* c) {
-  vfloat acc[MR];
-  __builtin_memcpy(acc, c, sizeof acc);
-  for (int64_t k = 0; k < K; ++k) {
-    vint b, m;
-    __builtin_memcpy(&b, panel + k * kNR, sizeof b);
-    if (kMaskB) __builtin_memcpy(&m, panel_mask + k * kNR, sizeof m);
-    for (int r = 0; r < MR; ++r) {
-      vint p = b + a_add[k * MR + r];
-      if (kMaskB) p &= m;
-      if (kMaskA) p &= a_mask[k * MR + r];
-      vfloat f;
-      __builtin_memcpy(&f, &p, sizeof f);
-      acc[r] += f;
+// Micro-tile: c[MR rows, row stride ldc][kNR] (+)= sum_k PAM(a[k][r], panel[k]) over one
+// k block, starting from zero when `first`.  A is packed [k][MR] as A - bias; a_mask
+// zeroes the lanes of skipped A elements (zero or unsafe).  The masks are template
+// switches: data without zeros pays for neither.  MR is per ISA: the accumulators
+// must fit the register file with the panel row (AVX-512: 8 x 1 zmm of 32;
+// baseline SSE: 2 x 4 xmm of 16; AVX2 below).
+template <int MR>
+struct GenericTile {
+  template <bool kMaskB, bool kMaskA>
+  PYOPS_ALWAYS_INLINE static void run(int64_t K, const int32_t* a_add, const int32_t* a_mask, const int32_t* panel,
+                                      const int32_t* panel_mask, float* c, int64_t ldc, bool first) {
+    vfloat acc[MR] = {};
+    if (!first)
+      for (int r = 0; r < MR; ++r) __builtin_memcpy(&acc[r], c + r * ldc, sizeof(vfloat));
+    for (int64_t k = 0; k < K; ++k) {
+      vint b, m;
+      __builtin_memcpy(&b, panel + k * kNR, sizeof b);
+      if (kMaskB) __builtin_memcpy(&m, panel_mask + k * kNR, sizeof m);
+      for (int r = 0; r < MR; ++r) {
+        vint p = b + a_add[k * MR + r];
+        if (kMaskB) p &= m;
+        if (kMaskA) p &= a_mask[k * MR + r];
+        vfloat f;
+        __builtin_memcpy(&f, &p, sizeof f);
+        acc[r] += f;
+      }
+    }
+    for (int r = 0; r < MR; ++r) __builtin_memcpy(c + r * ldc, &acc[r], sizeof(vfloat));
+  }
+};
+
+#if defined(PYOPS_ISA_X86)
+// AVX2 by intrinsics: GCC lowers the 64-byte vectors above to stack traffic
+// when only 32-byte registers exist.  6 rows x 2 ymm = 12 accumulators, plus the
+// panel row and a broadcast, fill the 16 registers.
+constexpr int kMrAvx2 = 6;
+struct Avx2Tile {
+  template <bool kMaskB, bool kMaskA>
+  PYOPS_TARGET_AVX2 static void run(int64_t K, const int32_t* a_add, const int32_t* a_mask,
+                                                        const int32_t* panel, const int32_t* panel_mask, float* c,
+                                                        int64_t ldc, bool first) {
+    __m256 acc[kMrAvx2][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < kMrAvx2; ++r) {
+      acc[r][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc);
+      acc[r][1] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc + 8);
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * kNR));
+      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * kNR + 8));
+#pragma GCC unroll 6
+      for (int r = 0; r < kMrAvx2; ++r) {
+        const __m256i a = _mm256_set1_epi32(a_add[k * kMrAvx2 + r]);
+        __m256i p0 = _mm256_add_epi32(b0, a), p1 = _mm256_add_epi32(b1, a);
+        if (kMaskB) {
+          p0 = _mm256_and_si256(p0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel_mask + k * kNR)));
+          p1 = _mm256_and_si256(p1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel_mask + k * kNR + 8)));
+        }
+        if (kMaskA) {
+          const __m256i m = _mm256_set1_epi32(a_mask[k * kMrAvx2 + r]);
+          p0 = _mm256_and_si256(p0, m);
+          p1 = _mm256_and_si256(p1, m);
+        }
+        acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_castsi256_ps(p0));
+        acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_castsi256_ps(p1));
+      }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < kMrAvx2; ++r) {
+      _mm256_storeu_ps(c + r * ldc, acc[r][0]);
+      _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
     }
   }
-  __builtin_memcpy(c, acc, sizeof acc);
-}
+};
+#endif
 
-// All of one row block's tiles against one panel, over k in [k0, k1): tiles are
-// [K][MR] slabs of packed A, c is [tiles][MR][kNR].
-struct TileJob {
-  const int32_t *a_add, *a_mask, *panel, *panel_mask;
-  int64_t K, k0, k1, tiles;
+// One work unit: `rows` rows of A (packed [tiles][K][MR]) against `cols` columns of B
+// (packed [panels][K][kNR]) into C (row stride ldc), k block by k block, each tile's
+// sum in k order.  Edge tiles go through a local buffer.
+struct Unit {
+  const int32_t *a_add, *a_mask, *bits, *mask;
+  int64_t K, rows, cols, ldc;
   float* c;
 };
 
-template <int MR>
-PYOPS_ALWAYS_INLINE void micro_tiles(const TileJob& j, bool mask_b, bool mask_a) {
-  const int64_t kn = j.k1 - j.k0;
-  for (int64_t t = 0; t < j.tiles; ++t) {
-    const int32_t* aa = j.a_add + (t * j.K + j.k0) * MR;
-    const int32_t* am = j.a_mask + (t * j.K + j.k0) * MR;
-    const int32_t* pb = j.panel + j.k0 * kNR;
-    const int32_t* pm = j.panel_mask + j.k0 * kNR;
-    float* c = j.c + t * MR * kNR;
-    if (mask_b) {
-      if (mask_a) micro_tile<MR, true, true>(kn, aa, am, pb, pm, c);
-      else micro_tile<MR, true, false>(kn, aa, am, pb, pm, c);
-    } else {
-      if (mask_a) micro_tile<MR, false, true>(kn, aa, am, pb, pm, c);
-      else micro_tile<MR, false, false>(kn, aa, am, pb, pm, c);
+template <int MR, class Tile, bool kMaskB, bool kMaskA>
+PYOPS_ALWAYS_INLINE void run_unit(const Unit& u) {
+  const int64_t tiles = (u.rows + MR - 1) / MR, panels = (u.cols + kNR - 1) / kNR;
+  float edge[MR * kNR];
+  for (int64_t k0 = 0; k0 < u.K; k0 += kKBlock) {
+    const int64_t kn = std::min(kKBlock, u.K - k0);
+    for (int64_t p = 0; p < panels; ++p) {
+      const int32_t* pb = u.bits + (p * u.K + k0) * kNR;
+      const int32_t* pm = u.mask + (p * u.K + k0) * kNR;
+      const int64_t cols = std::min<int64_t>(kNR, u.cols - p * kNR);
+      for (int64_t t = 0; t < tiles; ++t) {
+        const int32_t* aa = u.a_add + (t * u.K + k0) * MR;
+        const int32_t* am = u.a_mask + (t * u.K + k0) * MR;
+        const int64_t rows = std::min<int64_t>(MR, u.rows - t * MR);
+        float* c = u.c + t * MR * u.ldc + p * kNR;
+        if (rows == MR && cols == kNR) {
+          Tile::template run<kMaskB, kMaskA>(kn, aa, am, pb, pm, c, u.ldc, k0 == 0);
+          continue;
+        }
+        for (int64_t r = 0; r < rows && k0 > 0; ++r) std::copy(c + r * u.ldc, c + r * u.ldc + cols, edge + r * kNR);
+        Tile::template run<kMaskB, kMaskA>(kn, aa, am, pb, pm, edge, kNR, k0 == 0);
+        for (int64_t r = 0; r < rows; ++r) std::copy(edge + r * kNR, edge + r * kNR + cols, c + r * u.ldc);
+      }
     }
   }
 }
 
-using MicroTiles = void (*)(const TileJob&, bool, bool);
-#if defined(PYOPS_ISA_X86)
-PYOPS_TARGET_AVX512 void micro_tiles_avx512(const TileJob& j, bool mb, bool ma) { micro_tiles<8>(j, mb, ma); }
-PYOPS_TARGET_AVX2 void micro_tiles_avx2(const TileJob& j, bool mb, bool ma) { micro_tiles<6>(j, mb, ma); }
-#endif
-void micro_tiles_scalar(const TileJob& j, bool mb, bool ma) { micro_tiles<2>(j, mb, ma); }
+template <int MR, class Tile>
+PYOPS_ALWAYS_INLINE void run_unit_any(const Unit& u, bool mask_b, bool mask_a) {
+  if (mask_b) {
+    if (mask_a) run_unit<MR, Tile, true, true>(u);
+    else run_unit<MR, Tile, true, false>(u);
+  } else {
+    if (mask_a) run_unit<MR, Tile, false, true>(u);
+    else run_unit<MR, Tile, false, false>(u);
+  }
+}
 
-// The active ISA's micro-kernel and its rows per tile.
-std::pair<MicroTiles, int> micro_kernel() {
+using UnitKernel = void (*)(const Unit&, bool, bool);
+#if defined(PYOPS_ISA_X86)
+PYOPS_TARGET_AVX512 void unit_avx512(const Unit& u, bool mb, bool ma) { run_unit_any<8, GenericTile<8>>(u, mb, ma); }
+PYOPS_TARGET_AVX2 void unit_avx2(const Unit& u, bool mb, bool ma) { run_unit_any<kMrAvx2, Avx2Tile>(u, mb, ma); }
+#endif
+void unit_scalar(const Unit& u, bool mb, bool ma) { run_unit_any<2, GenericTile<2>>(u, mb, ma); }
+
+// The active ISA's unit kernel and its rows per tile.
+std::pair<UnitKernel, int> unit_kernel() {
 #if defined(PYOPS_ISA_X86)
   switch (isa::active()) {
     case isa::kAvx512:
-      return {micro_tiles_avx512, 8};
+      return {unit_avx512, 8};
     case isa::kAvx2:
-      return {micro_tiles_avx2, 6};
+      return {unit_avx2, kMrAvx2};
     default:
       break;
   }
 #endif
-  return {micro_tiles_scalar, 2};
+  return {unit_scalar, 2};
 }
-
-struct PackedB {
-  // [panel][k][kNR]; left uninitialised here and written in full (padding
-  // included) by the parallel packing loop, which keeps the zero-fill off one core.
-  std::unique_ptr<int32_t[]> bits, mask;
-  uint32_t exp_min = 255, exp_max = 0;
-  bool has_zero = false;
-};
 
 // Returns false, computing nothing, when an operand holds inf or NaN.
 bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_t K, int64_t N, uint32_t bias) {
-  const auto [kernel, MR] = micro_kernel();
+  const auto [kernel, MR] = unit_kernel();
+  // B, packed [panel][k][kNR] as bits.  Padding lanes hold 0 but do not count as
+  // zeros: their columns are never stored.  Each panel keeps its own exponent range of
+  // nonzero b.
   const int64_t panels = (N + kNR - 1) / kNR;
-  PackedB pb;
-  pb.bits.reset(new int32_t[panels * K * kNR]);
-  pb.mask.reset(new int32_t[panels * K * kNR]);
-  // Packing runs in parallel over panels; each panel keeps its own exponent range.
+  std::unique_ptr<int32_t[]> bits(new int32_t[panels * K * kNR]);
   std::vector<uint32_t> pmin(panels, 255), pmax(panels, 0);
   std::vector<char> pzero(panels, 0), pspecial(panels, 0);
   at::parallel_for(0, panels, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t p = lo; p < hi; ++p)
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = p * kNR; j < (p + 1) * kNR; ++j) {
-          const uint32_t u = j < N ? f32_bits(B[k * N + j]) : 0u;  // padding lanes: zero, masked
+    for (int64_t p = lo; p < hi; ++p) {
+      const int64_t cols = std::min<int64_t>(kNR, N - p * kNR);
+      uint32_t emin = 255, emax = 0, zero = 0, special = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const float* src = B + k * N + p * kNR;
+        int32_t* __restrict pb = bits.get() + (p * K + k) * kNR;
+        for (int64_t l = 0; l < kNR; ++l) {
+          const bool in = l < cols;
+          const uint32_t u = in ? f32_bits(src[l]) : 0u;
           const uint32_t e = (u >> 23) & 0xFF;
-          const int64_t at = (p * K + k) * kNR + j % kNR;
-          pb.bits[at] = (int32_t)u;
-          pb.mask[at] = 0;
-          pspecial[p] |= e == 0xFF;
-          if (e == 0) {
-            pzero[p] |= j < N;  // padding lanes compute garbage that is never stored
-            continue;
-          }
-          pb.mask[at] = -1;
-          pmin[p] = std::min(pmin[p], e);
-          pmax[p] = std::max(pmax[p], e);
+          pb[l] = (int32_t)u;
+          zero |= in && e == 0;
+          special |= e == 0xFF;
+          emin = std::min(emin, e ? e : 255u);
+          emax = std::max(emax, e);
         }
+      }
+      pmin[p] = emin;
+      pmax[p] = emax;
+      pzero[p] = zero != 0;
+      pspecial[p] = special != 0;
+    }
   });
+  uint32_t exp_min = 255, exp_max = 0;
+  bool has_zero = false;
   for (int64_t p = 0; p < panels; ++p) {
-    pb.exp_min = std::min(pb.exp_min, pmin[p]);
-    pb.exp_max = std::max(pb.exp_max, pmax[p]);
-    pb.has_zero |= pzero[p] != 0;
+    exp_min = std::min(exp_min, pmin[p]);
+    exp_max = std::max(exp_max, pmax[p]);
+    has_zero |= pzero[p] != 0;
     if (pspecial[p]) return false;
   }
+  // Only data with zeros or denormals in B needs B's lane mask (0 for such b).
+  std::unique_ptr<int32_t[]> mask;
+  if (has_zero) {
+    mask.reset(new int32_t[panels * K * kNR]);
+    at::parallel_for(0, panels * K * kNR, kGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t x = lo; x < hi; ++x) mask[x] = (bits[x] & 0x7F800000) ? -1 : 0;
+    });
+  }
 
-  // Per element of A: safe iff every product with a nonzero b stays normal.
-  // Magnitude sums lie in [(ea + eb) << 23, (ea + eb + 2) << 23).  A is packed
-  // in tiles [M / MR][K][MR]; rows past M are computed from zeros and dropped.
+  // A, packed [tile][k][MR] as A - bias.  An element is safe iff every product with a
+  // nonzero b stays normal: magnitude sums lie in [(ea + eb) << 23, (ea + eb + 2) << 23),
+  // so ea must lie in [e_lo, e_hi].  Rows past M are computed from zeros and dropped.
+  const int64_t e_lo = ((int64_t)bias + (2 << 23) - 1) / (1 << 23) - exp_min;
+  const int64_t e_hi = ((int64_t)bias + 0x7F800000) / (1 << 23) - exp_max - 2;
+  const bool all_zero_b = exp_max == 0;
+  const auto skipped = [=](uint32_t u) {  // zero, or unsafe
+    const int64_t e = (u >> 23) & 0xFF;
+    return e == 0 || all_zero_b || e < e_lo || e > e_hi;
+  };
   const int64_t tiles = (M + MR - 1) / MR;
-  std::unique_ptr<int32_t[]> a_add(new int32_t[tiles * K * MR]), a_mask(new int32_t[tiles * K * MR]);
+  std::unique_ptr<int32_t[]> a_add(new int32_t[tiles * K * MR]);
   std::vector<char> row_skips(M, 0), row_special(M, 0), row_unsafe(M, 0);  // per row: no shared writes across threads
-  at::parallel_for(0, tiles * MR, 16, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i)
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t at = ((i / MR) * K + k) * MR + i % MR;
+  at::parallel_for(0, tiles, 1, [&, bias](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t)
+      for (int64_t r = 0; r < MR; ++r) {
+        const int64_t i = t * MR + r;
+        int32_t* __restrict aa = a_add.get() + t * K * MR + r;
         if (i >= M) {
-          a_add[at] = a_mask[at] = 0;
+          for (int64_t k = 0; k < K; ++k) aa[k * MR] = 0;
           continue;
         }
-        const uint32_t u = f32_bits(A[i * K + k]);
-        const uint64_t e = (u >> 23) & 0xFF;
-        row_special[i] |= e == 0xFF;
-        a_add[at] = (int32_t)(u - bias);
-        const bool zero = e == 0 || pb.exp_max == 0;
-        const bool safe = ((e + pb.exp_min) << 23) >= (uint64_t)bias + (1u << 23) &&
-                          ((e + pb.exp_max + 2) << 23) <= (uint64_t)bias + 0x7F800000u;
-        a_mask[at] = (!zero && safe) ? -1 : 0;
-        row_unsafe[i] |= !zero && !safe;
-        row_skips[i] |= zero || !safe;
+        const float* row = A + i * K;
+        uint32_t special = 0, skip = 0, unsafe = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          const uint32_t u = f32_bits(row[k]);
+          const uint32_t e = (u >> 23) & 0xFF;
+          aa[k * MR] = (int32_t)(u - bias);
+          special |= e == 0xFF;
+          skip |= skipped(u);
+          unsafe |= e != 0 && !all_zero_b && skipped(u);
+        }
+        row_special[i] = special != 0;
+        row_skips[i] = skip != 0;
+        row_unsafe[i] = unsafe != 0;
       }
   });
   if (std::any_of(row_special.begin(), row_special.end(), [](char c) { return c; })) return false;
   const bool any_skipped = std::any_of(row_skips.begin(), row_skips.end(), [](char c) { return c; });
+  // Only then A's mask (0 for skipped elements) is needed.
+  std::unique_ptr<int32_t[]> a_mask;
+  if (any_skipped) {
+    a_mask.reset(new int32_t[tiles * K * MR]);
+    at::parallel_for(0, tiles * K * MR, kGrain, [&, bias](int64_t lo, int64_t hi) {
+      for (int64_t x = lo; x < hi; ++x) a_mask[x] = skipped((uint32_t)a_add[x] + bias) ? 0 : -1;
+    });
+  }
 
-  const int64_t tiles_per_block = std::max<int64_t>(1, kRowBlock / MR);
-  const int64_t row_blocks = (tiles + tiles_per_block - 1) / tiles_per_block;
-  at::parallel_for(0, row_blocks * panels, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> tile(tiles_per_block * MR * kNR);
-    for (int64_t t = lo; t < hi; ++t) {
-      const int64_t rb = t / panels, p = t % panels;
-      const int64_t j0 = p * kNR, cols = std::min<int64_t>(kNR, N - j0);
-      const int64_t ti0 = rb * tiles_per_block, nt = std::min(tiles, ti0 + tiles_per_block) - ti0;
-      std::fill(tile.begin(), tile.end(), 0.0f);
-      for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
-        const TileJob job{a_add.get() + ti0 * K * MR, a_mask.get() + ti0 * K * MR, pb.bits.get() + p * K * kNR,
-                          pb.mask.get() + p * K * kNR, K, k0, std::min(K, k0 + kKBlock), nt, tile.data()};
-        kernel(job, pb.has_zero, any_skipped);
-      }
-      for (int64_t r = 0; r < std::min(nt * MR, M - ti0 * MR); ++r)
-        std::copy(tile.data() + r * kNR, tile.data() + r * kNR + cols, C + (ti0 * MR + r) * N + j0);
+  // Work units: a block of rows x a group of panels, each a thread's own part of C.
+  const int64_t block_rows = std::max<int64_t>(1, kRowBlock / MR) * MR;
+  const int64_t row_blocks = (M + block_rows - 1) / block_rows;
+  const int64_t groups = (panels + kPanelGroup - 1) / kPanelGroup;
+  at::parallel_for(0, row_blocks * groups, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t w = lo; w < hi; ++w) {
+      const int64_t i0 = (w / groups) * block_rows, j0 = (w % groups) * kPanelGroup * kNR;
+      // without masks the kernels never read them: any valid pointer will do
+      const int32_t* am = any_skipped ? a_mask.get() : a_add.get();
+      const int32_t* bm = has_zero ? mask.get() : bits.get();
+      const Unit unit{a_add.get() + (i0 / MR) * K * MR, am + (i0 / MR) * K * MR, bits.get() + (j0 / kNR) * K * kNR,
+                      bm + (j0 / kNR) * K * kNR,
+                      K, std::min(block_rows, M - i0), std::min(kPanelGroup * kNR, N - j0), N, C + i0 * N + j0};
+      kernel(unit, has_zero, any_skipped);
     }
   });
   // A row with an unsafe element is redone whole with the exact scalar PAM in k order: adding
@@ -340,8 +439,9 @@ Tensor bmm(const Tensor& a_, const Tensor& b_, double offset, bool /*exact_grad:
   const auto ct = compute_type(a_);
   const Tensor a = a_.to(ct).contiguous(), b = b_.to(ct).contiguous();
   const int64_t batch = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
-  Tensor out = at::zeros({batch, M, N}, a.options());
-  if (out.numel() == 0 || K == 0) return out.to(a_.scalar_type());
+  // every kernel writes all of its output: no zero-fill pass unless K == 0
+  if (batch * M * N == 0 || K == 0) return at::zeros({batch, M, N}, a_.options());
+  Tensor out = at::empty({batch, M, N}, a.options());
   AT_DISPATCH_FLOATING_TYPES(ct, "pam_bmm", [&] {
     const auto bias = pam::bias<scalar_t>((scalar_t)offset);
     for (int64_t s = 0; s < batch; ++s) {
