@@ -235,6 +235,15 @@ def test_block_op_matches_reference(backend, c, framewise, k):
         torch.testing.assert_close(block(args[0].permute(0, 3, 1, 2)).permute(0, 2, 3, 1), want, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("framewise", [False, True])
+def test_block_op_on_every_isa(cpu_isa, framewise):
+    """The CPU block's AVX2 kernels (AVX2 and AVX-512 levels) and its portable loop (scalar level)
+    agree with the reference, for the official kernels."""
+    for k in [7, (13, 7)]:
+        args = _block_args(16, framewise, shape=(2, 15, 11), k=k)
+        torch.testing.assert_close(BLOCK(*args), ref.convnext2d_block(*args), atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_block_op_noncontiguous_empty_and_float64(backend):
     args = _block_args(16, False, shape=(1, 8, 13))

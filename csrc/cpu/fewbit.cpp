@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "fewbit_args.h"
+#include "isa.h"
 #include "pyops/fewbit.h"
 
 namespace pyops {
@@ -41,7 +42,7 @@ void block_codes_generic(const float* __restrict x, int64_t len, const float* __
 #if defined(__x86_64__)
 // AVX2: 32 elements at a time, their int32 counts in four registers across all
 // borders (a compare mask is -1), then narrowed to bytes; ~2x the generic loop.
-__attribute__((target("avx2"))) void block_codes_avx2(const float* __restrict x, int64_t len,
+PYOPS_TARGET_AVX2 void block_codes_avx2(const float* __restrict x, int64_t len,
                                                        const float* __restrict borders, int n_borders,
                                                        uint8_t* __restrict codes) {
   const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undo the packs' lane interleave
@@ -63,15 +64,11 @@ __attribute__((target("avx2"))) void block_codes_avx2(const float* __restrict x,
   if (i < len) block_codes_generic(x + i, len - i, borders, n_borders, codes + i);
 }
 
-bool has_avx2() {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  return avx2;
-}
 #endif
 
 void block_codes(const float* x, int64_t len, const float* borders, int n_borders, uint8_t* codes) {
 #if defined(__x86_64__)
-  if (has_avx2()) return block_codes_avx2(x, len, borders, n_borders, codes);
+  if (isa::active() >= isa::kAvx2) return block_codes_avx2(x, len, borders, n_borders, codes);
 #endif
   block_codes_generic(x, len, borders, n_borders, codes);
 }
@@ -187,9 +184,9 @@ std::tuple<Tensor, Tensor> forward(const Tensor& x_, const Tensor& borders_, int
 // (reading past the group's BITS bytes, which is fine wherever 8 bytes remain in
 // the stream; the stream's last groups go through a zero-padded copy).
 template <int BITS, typename T, typename Acc>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void backward_groups(
-    const uint8_t* __restrict codes, int64_t g0, int64_t g1, int64_t n, int64_t n_bytes, const T* __restrict g,
-    const float* __restrict levels, T* __restrict out) {
+PYOPS_ALWAYS_INLINE void backward_groups_body(const uint8_t* __restrict codes, int64_t g0, int64_t g1, int64_t n,
+                                              int64_t n_bytes, const T* __restrict g, const float* __restrict levels,
+                                              T* __restrict out) {
   for (int64_t q = g0; q < g1; ++q) {
     uint64_t w = 0;
     if (q * BITS + 8 <= n_bytes) {
@@ -203,11 +200,35 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void backward_group
   }
 }
 
+// One copy per instruction set, chosen per call (isa.h).
+#define PYOPS_FEWBIT_BACKWARD(suffix, target)                                                                \
+  template <int BITS, typename T, typename Acc>                                                             \
+  target void backward_groups_##suffix(const uint8_t* codes, int64_t g0, int64_t g1, int64_t n,              \
+                                       int64_t n_bytes, const T* g, const float* levels, T* out) {          \
+    backward_groups_body<BITS, T, Acc>(codes, g0, g1, n, n_bytes, g, levels, out);                         \
+  }
+#if defined(PYOPS_ISA_X86)
+PYOPS_FEWBIT_BACKWARD(avx512, PYOPS_TARGET_AVX512)
+PYOPS_FEWBIT_BACKWARD(avx2, PYOPS_TARGET_AVX2)
+#endif
+PYOPS_FEWBIT_BACKWARD(scalar, )
+#undef PYOPS_FEWBIT_BACKWARD
+
+template <int BITS, typename T, typename Acc>
+void backward_groups(const uint8_t* codes, int64_t g0, int64_t g1, int64_t n, int64_t n_bytes, const T* g,
+                     const float* levels, T* out) {
+#if defined(PYOPS_ISA_X86)
+  if (isa::active() == isa::kAvx512) return backward_groups_avx512<BITS, T, Acc>(codes, g0, g1, n, n_bytes, g, levels, out);
+  if (isa::active() == isa::kAvx2) return backward_groups_avx2<BITS, T, Acc>(codes, g0, g1, n, n_bytes, g, levels, out);
+#endif
+  backward_groups_scalar<BITS, T, Acc>(codes, g0, g1, n, n_bytes, g, levels, out);
+}
+
 #if defined(__x86_64__)
 // fp32 with at most 8 levels (bits <= 3): the level table is one register, so a
 // group's 8 levels are one permute of it, indexed by the group's code word.
 template <int BITS>
-__attribute__((target("avx2"))) int64_t backward_lut_avx2(const uint8_t* __restrict codes, int64_t g0, int64_t g1,
+PYOPS_TARGET_AVX2 int64_t backward_lut_avx2(const uint8_t* __restrict codes, int64_t g0, int64_t g1,
                                                           int64_t n, int64_t n_bytes, const float* __restrict g,
                                                           const float* __restrict levels, float* __restrict out) {
   static_assert(BITS <= 3, "the table must fit one 8-lane register");
@@ -243,7 +264,7 @@ Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_
         int64_t from = lo;
 #if defined(__x86_64__)
         if constexpr (std::is_same_v<scalar_t, float> && b() <= 3) {
-          if (has_avx2()) from = backward_lut_avx2<b()>(pc, lo, hi, n, n_bytes, pg, lv, po);
+          if (isa::active() >= isa::kAvx2) from = backward_lut_avx2<b()>(pc, lo, hi, n, n_bytes, pg, lv, po);
         }
 #endif
         backward_groups<b(), scalar_t, acc_t>(pc, from, hi, n, n_bytes, pg, lv, po);

@@ -19,6 +19,7 @@
 #include <immintrin.h>
 #endif
 
+#include "isa.h"
 #include "pyops/wavehax.h"
 #include "wavehax_args.h"
 
@@ -89,14 +90,8 @@ void pointwise_scalar(const Block<T>& a, const T* h, const T* x, const T* scale,
 
 // ---------------------------------------------------------------- AVX2 + FMA (float32, C and H multiples of 8)
 #if defined(__x86_64__)
-#define PYOPS_AVX2 __attribute__((target("avx2,fma")))
 
-bool have_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
-PYOPS_AVX2 inline float hsum(__m256 v) {
+PYOPS_TARGET_AVX2 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_hadd_ps(s, s);
   return _mm_cvtss_f32(_mm_hadd_ps(s, s));
@@ -104,7 +99,7 @@ PYOPS_AVX2 inline float hsum(__m256 v) {
 
 // Exact-erf GELU, erf(z) for |z| <= 4 as the odd/even rational z P(z^2) / Q(z^2) also used by
 // Eigen and XLA (max abs error ~5e-7 in float32; |erf| rounds to 1 beyond 4).
-PYOPS_AVX2 inline __m256 gelu8(__m256 v) {
+PYOPS_TARGET_AVX2 inline __m256 gelu8(__m256 v) {
   const __m256 z = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)),
                                                _mm256_set1_ps(-4.0f)),
                                  _mm256_set1_ps(4.0f));
@@ -130,7 +125,7 @@ PYOPS_AVX2 inline __m256 gelu8(__m256 v) {
 // FMA latency); kInterior: no frame is reflected, so source addresses need no offset table.
 // KK: the time taps KT as a compile-time constant (0: a.KT at run time).
 template <int Q, int NC, bool kInterior, int KK>
-PYOPS_AVX2 inline void dw_frames_avx2(const Block<float>& a, const float* const* rows, int64_t t, float* out) {
+PYOPS_TARGET_AVX2 inline void dw_frames_avx2(const Block<float>& a, const float* const* rows, int64_t t, float* out) {
   const int64_t C = a.C, KF = a.KF, K = KK ? KK : a.KT, pad = K / 2;
   for (int64_t cv = 0; cv < C; cv += 8 * NC) {
     __m256 acc[Q][NC];
@@ -154,7 +149,7 @@ PYOPS_AVX2 inline void dw_frames_avx2(const Block<float>& a, const float* const*
 }
 
 template <int Q, int NC, int KK>
-PYOPS_AVX2 void dw_frames_range_avx2(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1,
+PYOPS_TARGET_AVX2 void dw_frames_range_avx2(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1,
                                      float* out) {
   const int64_t pad = a.KT / 2;
   int64_t t = t0;
@@ -168,7 +163,7 @@ PYOPS_AVX2 void dw_frames_range_avx2(const Block<float>& a, const float* const* 
 }
 
 // Frames [t0, t1) of one output row, then their channel sums (re-read from L1/L2).
-PYOPS_AVX2 void dw_row_avx2(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1, float* out,
+PYOPS_TARGET_AVX2 void dw_row_avx2(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1, float* out,
                             double* stats) {
   // the official kernels' 7 time taps get unrolled; other sizes loop
   if (a.C % 16 == 0 && a.KT == 7)
@@ -191,7 +186,7 @@ PYOPS_AVX2 void dw_row_avx2(const Block<float>& a, const float* const* rows, int
 
 // out[p, n0 .. n0 + 8 NV) = bias + A[p, :K] W[:K, n0 ..], then GELU (kGelu) or + resid, for P rows.
 template <int P, int NV, bool kGelu>
-PYOPS_AVX2 inline void mm_tile(const float* A, int64_t lda, int64_t K, const float* W, int64_t ldw,
+PYOPS_TARGET_AVX2 inline void mm_tile(const float* A, int64_t lda, int64_t K, const float* W, int64_t ldw,
                                const float* bias, int64_t n0, const float* const* resid, float* out, int64_t ldo) {
   __m256 acc[P][NV];
   for (int v = 0; v < NV; ++v) {
@@ -214,7 +209,7 @@ PYOPS_AVX2 inline void mm_tile(const float* A, int64_t lda, int64_t K, const flo
 }
 
 template <int P, bool kGelu>
-PYOPS_AVX2 inline void mm_rows(const float* A, int64_t lda, int64_t K, const float* W, int64_t N, const float* bias,
+PYOPS_TARGET_AVX2 inline void mm_rows(const float* A, int64_t lda, int64_t K, const float* W, int64_t N, const float* bias,
                                const float* const* resid, float* out, int64_t ldo) {
   int64_t n0 = 0;
   for (; n0 + 16 <= N; n0 += 16) mm_tile<P, 2, kGelu>(A, lda, K, W, N, bias, n0, resid, out, ldo);
@@ -223,7 +218,7 @@ PYOPS_AVX2 inline void mm_rows(const float* A, int64_t lda, int64_t K, const flo
 
 // P positions starting at flat index p0 (rows of h / x / out, C apart); A: [P, C], U: [P, H] scratch.
 template <int P>
-PYOPS_AVX2 inline void pointwise_avx2(const Block<float>& a, int64_t p0, float* h, const float* const* scale,
+PYOPS_TARGET_AVX2 inline void pointwise_avx2(const Block<float>& a, int64_t p0, float* h, const float* const* scale,
                                       const float* const* shift, float* A, float* U) {
   const int64_t C = a.C, H = a.H;
   const float* resid[P];
@@ -340,11 +335,7 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
   const Tensor gamma = norm_weight.contiguous(), beta = norm_bias.contiguous();
   std::vector<int64_t> tix((size_t)(Tn + KT - 1));
   for (int64_t u = 0; u < Tn + KT - 1; ++u) tix[u] = wh::reflect(u - KT / 2, Tn) * C;
-#if defined(__x86_64__)
-  static const bool cpu_avx2 = have_avx2();
-#else
-  constexpr bool cpu_avx2 = false;
-#endif
+  const bool cpu_avx2 = isa::active() >= isa::kAvx2;  // the AVX-512 level runs the AVX2 kernels too
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
     const Block<scalar_t> a{x.const_data_ptr<scalar_t>(), dw.const_data_ptr<scalar_t>(),
                             w1t.const_data_ptr<scalar_t>(), b1.const_data_ptr<scalar_t>(),
