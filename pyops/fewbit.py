@@ -164,9 +164,12 @@ def _apply_setup(ctx, inputs, output):
     _, _, levels, bits, _ = inputs
     ctx.save_for_backward(output[1], levels)
     ctx.bits = bits
+    ctx.set_materialize_grads(False)  # the codes get no gradient: no zero tensor for them
 
 
 def _apply_backward(ctx, grad_y, _grad_codes):
+    if grad_y is None:
+        return None, None, None, None, None
     codes, levels = ctx.saved_tensors
     return _backward(grad_y.contiguous(), codes, levels, ctx.bits), None, None, None, None
 

@@ -139,7 +139,9 @@ def test_codes_and_backward_bit_exact_on_every_isa(cpu_isa, bits):
     codes = ops.fewbit_encode(x, borders, bits)
     assert_same(codes, ref.encode(x, borders, bits))
     for dtype in [torch.float32, torch.bfloat16]:
-        grad = torch.randn(1003).to(dtype)
+        grad = torch.randn(1003)
+        grad[:4] = torch.tensor([float("nan"), float("inf"), -3.3e38, 1e-40])  # NaN, inf, bf16 overflow, denormal
+        grad = grad.to(dtype)
         assert_same(ops.fewbit_backward(grad, codes, levels, bits), ref.backward(grad, codes, levels, bits))
 
 

@@ -40,28 +40,57 @@ void block_codes_generic(const float* __restrict x, int64_t len, const float* __
 }
 
 #if defined(__x86_64__)
-// AVX2: 32 elements at a time, their int32 counts in four registers across all
-// borders (a compare mask is -1), then narrowed to bytes; ~2x the generic loop.
-PYOPS_TARGET_AVX2 void block_codes_avx2(const float* __restrict x, int64_t len,
-                                                       const float* __restrict borders, int n_borders,
-                                                       uint8_t* __restrict codes) {
-  const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undo the packs' lane interleave
-  int64_t i = 0;
-  for (; i + 32 <= len; i += 32) {
-    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
-    const __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (int t = 0; t < n_borders; ++t) {
-      const __m256 b = _mm256_broadcast_ss(borders + t);
-      a0 = _mm256_sub_epi32(a0, _mm256_castps_si256(_mm256_cmp_ps(x0, b, _CMP_GT_OQ)));  // NaN: false
-      a1 = _mm256_sub_epi32(a1, _mm256_castps_si256(_mm256_cmp_ps(x1, b, _CMP_GT_OQ)));
-      a2 = _mm256_sub_epi32(a2, _mm256_castps_si256(_mm256_cmp_ps(x2, b, _CMP_GT_OQ)));
-      a3 = _mm256_sub_epi32(a3, _mm256_castps_si256(_mm256_cmp_ps(x3, b, _CMP_GT_OQ)));
-    }
-    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(a0, a1), _mm256_packs_epi32(a2, a3));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), _mm256_permutevar8x32_epi32(bytes, lanes));
+// AVX2: the codes of 32 elements, in order, as bytes: their int32 counts in four
+// registers across all borders (a compare mask is -1), then narrowed.
+PYOPS_TARGET_AVX2 inline __m256i codes32_avx2(const float* __restrict x, const float* __restrict borders,
+                                              int n_borders) {
+  const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+  const __m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (int t = 0; t < n_borders; ++t) {
+    const __m256 b = _mm256_broadcast_ss(borders + t);
+    a0 = _mm256_sub_epi32(a0, _mm256_castps_si256(_mm256_cmp_ps(x0, b, _CMP_GT_OQ)));  // NaN: false
+    a1 = _mm256_sub_epi32(a1, _mm256_castps_si256(_mm256_cmp_ps(x1, b, _CMP_GT_OQ)));
+    a2 = _mm256_sub_epi32(a2, _mm256_castps_si256(_mm256_cmp_ps(x2, b, _CMP_GT_OQ)));
+    a3 = _mm256_sub_epi32(a3, _mm256_castps_si256(_mm256_cmp_ps(x3, b, _CMP_GT_OQ)));
   }
+  const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(a0, a1), _mm256_packs_epi32(a2, a3));
+  return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));  // undo the packs' interleave
+}
+
+PYOPS_TARGET_AVX2 void block_codes_avx2(const float* __restrict x, int64_t len, const float* __restrict borders,
+                                        int n_borders, uint8_t* __restrict codes) {
+  int64_t i = 0;
+  for (; i + 32 <= len; i += 32)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), codes32_avx2(x + i, borders, n_borders));
   if (i < len) block_codes_generic(x + i, len - i, borders, n_borders, codes + i);
+}
+
+// Codes of 32 elements packed in registers (pack8_word on each 64-bit lane) and
+// stored as 4 overlapping 8-byte words, each group's BITS bytes followed by zeros
+// that the next group overwrites.  Returns how many elements it encoded: it stops
+// where the last word would spill past the block's `bytes` bytes of stream.
+template <int BITS>
+PYOPS_TARGET_AVX2 int64_t block_encode_avx2(const float* __restrict x, int64_t len, const float* __restrict borders,
+                                            int n_borders, uint8_t* __restrict out, int64_t bytes) {
+  const __m256i m8 = _mm256_set1_epi64x(0x00FF00FF00FF00FFll), m16 = _mm256_set1_epi64x(0x0000FFFF0000FFFFll);
+  const __m256i m32 = _mm256_set1_epi64x(0x00000000FFFFFFFFll);
+  int64_t i = 0;
+  for (; i + 32 <= len && (i / 8 + 3) * BITS + 8 <= bytes; i += 32) {
+    __m256i w = codes32_avx2(x + i, borders, n_borders);
+    w = _mm256_or_si256(_mm256_and_si256(w, m8), _mm256_srli_epi64(_mm256_andnot_si256(m8, w), 8 - BITS));
+    w = _mm256_or_si256(_mm256_and_si256(w, m16), _mm256_srli_epi64(_mm256_andnot_si256(m16, w), 16 - 2 * BITS));
+    w = _mm256_or_si256(_mm256_and_si256(w, m32), _mm256_srli_epi64(_mm256_andnot_si256(m32, w), 32 - 4 * BITS));
+    const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
+    uint8_t* dst = out + i / 8 * BITS;
+    const uint64_t w0 = (uint64_t)_mm_cvtsi128_si64(lo), w1 = (uint64_t)_mm_extract_epi64(lo, 1);
+    const uint64_t w2 = (uint64_t)_mm_cvtsi128_si64(hi), w3 = (uint64_t)_mm_extract_epi64(hi, 1);
+    std::memcpy(dst, &w0, 8);
+    std::memcpy(dst + BITS, &w1, 8);
+    std::memcpy(dst + 2 * BITS, &w2, 8);
+    std::memcpy(dst + 3 * BITS, &w3, 8);
+  }
+  return i;
 }
 
 #endif
@@ -86,33 +115,39 @@ void pack_groups(const uint8_t* __restrict codes, int64_t groups, uint8_t* __res
 }
 
 template <typename Fn>
-void with_bits(int bits, Fn fn) {
+auto with_bits(int bits, Fn fn) {  // fn(BITS as a compile-time constant)
   switch (bits) {
-    case 1: fn(std::integral_constant<int, 1>{}); break;
-    case 2: fn(std::integral_constant<int, 2>{}); break;
-    case 3: fn(std::integral_constant<int, 3>{}); break;
-    case 4: fn(std::integral_constant<int, 4>{}); break;
-    case 5: fn(std::integral_constant<int, 5>{}); break;
-    case 6: fn(std::integral_constant<int, 6>{}); break;
-    case 7: fn(std::integral_constant<int, 7>{}); break;
-    default: fn(std::integral_constant<int, 8>{}); break;
+    case 1: return fn(std::integral_constant<int, 1>{});
+    case 2: return fn(std::integral_constant<int, 2>{});
+    case 3: return fn(std::integral_constant<int, 3>{});
+    case 4: return fn(std::integral_constant<int, 4>{});
+    case 5: return fn(std::integral_constant<int, 5>{});
+    case 6: return fn(std::integral_constant<int, 6>{});
+    case 7: return fn(std::integral_constant<int, 7>{});
+    default: return fn(std::integral_constant<int, 8>{});
   }
 }
 
 // Codes of x[base, base + len) -> their bytes of the stream.  Blocks start at a
 // multiple of 8 elements and own len / 8 * bits bytes; the stream's last group
-// may be short: it is packed through a padded scratch group.
-template <typename T>
-void encode_block(const T* x, int64_t base, int64_t len, const float* borders, int n_borders, uint8_t* out,
-                  int64_t n_bytes, int bits) {
-  uint8_t codes[kBlock];
-  if constexpr (std::is_same_v<T, float>) {
-    block_codes(x + base, len, borders, n_borders, codes);
-  } else {
-    float xf[kBlock];
-    for (int64_t i = 0; i < len; ++i) xf[i] = (float)x[base + i];  // codes never depend on the dtype
-    block_codes(xf, len, borders, n_borders, codes);
+// may be short: it is packed through a padded scratch group.  xb is x + base as
+// floats (codes never depend on the dtype).
+void encode_floats(const float* xb, int64_t base, int64_t len, const float* borders, int n_borders, uint8_t* out,
+                   int64_t n_bytes, int bits) {
+#if defined(__x86_64__)
+  if (isa::active() >= isa::kAvx2) {
+    // full groups straight from registers; whatever remains goes the general way below
+    const int64_t done = with_bits(bits, [&](auto b) {
+      return block_encode_avx2<b()>(xb, len, borders, n_borders, out + base / 8 * bits, len / 8 * bits);
+    });
+    xb += done;
+    base += done;
+    len -= done;
+    if (len == 0) return;
   }
+#endif
+  uint8_t codes[kBlock];
+  block_codes(xb, len, borders, n_borders, codes);
   const int64_t full = len / 8, rest = len % 8;
   uint8_t* dst = out + base / 8 * bits;
   with_bits(bits, [&](auto b) {
@@ -124,6 +159,18 @@ void encode_block(const T* x, int64_t base, int64_t len, const float* borders, i
       std::memcpy(dst + full * bits, bytes, n_bytes - (base / 8 + full) * bits);
     }
   });
+}
+
+template <typename T>
+void encode_block(const T* x, int64_t base, int64_t len, const float* borders, int n_borders, uint8_t* out,
+                  int64_t n_bytes, int bits) {
+  if constexpr (std::is_same_v<T, float>) {
+    encode_floats(x + base, base, len, borders, n_borders, out, n_bytes, bits);
+  } else {
+    float xf[kBlock];
+    for (int64_t i = 0; i < len; ++i) xf[i] = (float)x[base + i];
+    encode_floats(xf, base, len, borders, n_borders, out, n_bytes, bits);
+  }
 }
 
 template <typename T>
@@ -225,12 +272,13 @@ void backward_groups(const uint8_t* codes, int64_t g0, int64_t g1, int64_t n, in
 }
 
 #if defined(__x86_64__)
-// fp32 with at most 8 levels (bits <= 3): the level table is one register, so a
-// group's 8 levels are one permute of it, indexed by the group's code word.
-template <int BITS>
-PYOPS_TARGET_AVX2 int64_t backward_lut_avx2(const uint8_t* __restrict codes, int64_t g0, int64_t g1,
-                                                          int64_t n, int64_t n_bytes, const float* __restrict g,
-                                                          const float* __restrict levels, float* __restrict out) {
+// fp32 or bf16 with at most 8 levels (bits <= 3): the level table is one register,
+// so a group's 8 levels are one permute of it, indexed by the group's code word.
+// bf16 products round to nearest even as c10::BFloat16 does (NaN -> 0x7FC0).
+template <int BITS, typename T>
+PYOPS_TARGET_AVX2 int64_t backward_lut_avx2(const uint8_t* __restrict codes, int64_t g0, int64_t g1, int64_t n,
+                                            int64_t n_bytes, const T* __restrict g, const float* __restrict levels,
+                                            T* __restrict out) {
   static_assert(BITS <= 3, "the table must fit one 8-lane register");
   float table[8];
   for (int k = 0; k < 8; ++k) table[k] = levels[k & ((1 << BITS) - 1)];
@@ -242,7 +290,20 @@ PYOPS_TARGET_AVX2 int64_t backward_lut_avx2(const uint8_t* __restrict codes, int
     uint32_t w;
     std::memcpy(&w, codes + q * BITS, 4);
     const __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)w), shifts), mask);
-    _mm256_storeu_ps(out + q * 8, _mm256_mul_ps(_mm256_permutevar8x32_ps(lv, idx), _mm256_loadu_ps(g + q * 8)));
+    const __m256 level = _mm256_permutevar8x32_ps(lv, idx);
+    if constexpr (std::is_same_v<T, float>) {
+      _mm256_storeu_ps(out + q * 8, _mm256_mul_ps(level, _mm256_loadu_ps(g + q * 8)));
+    } else {
+      const __m128i gb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + q * 8));
+      const __m256 p = _mm256_mul_ps(level, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(gb), 16)));
+      const __m256i u = _mm256_castps_si256(p);
+      const __m256i bias = _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)),
+                                            _mm256_set1_epi32(0x7FFF));
+      __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
+      r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), _mm256_castps_si256(_mm256_cmp_ps(p, p, _CMP_UNORD_Q)));
+      const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + q * 8), packed);
+    }
   }
   return q;  // the groups from here on (the stream's end) take the generic path
 }
@@ -263,8 +324,8 @@ Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_
       with_bits((int)bits, [&](auto b) {
         int64_t from = lo;
 #if defined(__x86_64__)
-        if constexpr (std::is_same_v<scalar_t, float> && b() <= 3) {
-          if (isa::active() >= isa::kAvx2) from = backward_lut_avx2<b()>(pc, lo, hi, n, n_bytes, pg, lv, po);
+        if constexpr ((std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, at::BFloat16>) && b() <= 3) {
+          if (isa::active() >= isa::kAvx2) from = backward_lut_avx2<b(), scalar_t>(pc, lo, hi, n, n_bytes, pg, lv, po);
         }
 #endif
         backward_groups<b(), scalar_t, acc_t>(pc, from, hi, n, n_bytes, pg, lv, po);
