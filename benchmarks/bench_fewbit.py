@@ -3,7 +3,11 @@ and the activation memory of a transformer MLP block's training step."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import torch
 from torch import nn
@@ -94,12 +98,77 @@ def _mlp_case(tokens: int, d: int, device: torch.device) -> Row:
                note="activation memory of one training step, measured with saved_tensors_hooks")
 
 
+# One forked child per variant (from an interpreter that has imported everything and built the
+# block, but run no step), so neither inherits the other's heap; the kernel's high-water mark is
+# reset just before the step, and glibc serves every allocation of 64 KiB or more by mmap, so freed
+# tensors leave the RSS at once.
+_RSS_SCRIPT = r"""
+import json, os, sys
+import torch
+from pyops import fewbit
+from benchmarks.bench_fewbit import MLPBlock
+
+tokens, d = int(sys.argv[1]), int(sys.argv[2])
+torch.set_num_threads(1)
+
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+
+def step(convert):
+    torch.manual_seed(0)
+    block = MLPBlock(d)
+    if convert:
+        fewbit.convert(block, bits=3)
+    x = torch.randn(tokens, d)
+    opt = torch.optim.SGD(block.parameters(), lr=0.01)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM := VmRSS
+    before = status("VmRSS")
+    block(x).square().mean().backward()
+    opt.step()
+    return status("VmHWM") - before
+
+
+result = {}
+for convert in (False, True):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, json.dumps(step(convert)).encode())
+        os._exit(0)
+    os.close(w)
+    result["fewbit" if convert else "native"] = json.loads(os.read(r, 1 << 16))
+    os.waitpid(pid, 0)
+print(json.dumps(result))
+"""
+
+
+def _mlp_rss_case(tokens: int, d: int) -> list[Row]:
+    """Peak RSS of one MLP block training step (forward, backward, SGD step) above the RSS before it."""
+    if not sys.platform.startswith("linux") or not os.access("/proc/self/clear_refs", os.W_OK):
+        return []  # no resettable high-water mark here: the saved-bytes row stands alone
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536",
+           "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(tokens), str(d)], capture_output=True, text=True,
+                         timeout=600, env=env, check=True)
+    res = json.loads(run.stdout.strip().splitlines()[-1])
+    mib = 2 ** 20
+    return [Row("fewbit", "MLP block step: peak RSS (3-bit GELU)", f"{tokens}x{d}", "float32",
+                res["fewbit"] / mib, {"native GELU": res["native"] / mib}, unit="MiB",
+                note="RSS high-water mark of one training step above the RSS before it, forked child per variant")]
+
+
 def cases(device: torch.device, quick: bool) -> list[Case]:
     big = 2 ** 20 if quick else 2 ** 24
     sizes = [2 ** 18, 2 ** 20] if quick else [2 ** 20, 2 ** 22, 2 ** 24]
     mrt = 0.3 if quick else 1.0
     out = []
-    for name, dtype in [("gelu", torch.float32), ("silu", torch.float32), ("gelu", torch.bfloat16)]:
+    for name, dtype in [("gelu", torch.float32), ("silu", torch.float32), ("gelu", torch.bfloat16),
+                        ("silu", torch.bfloat16)]:
         # --quick: the plot's line for gelu fp32 only, the largest size for the others
         for n in sizes if not quick or (name, dtype) == ("gelu", torch.float32) else [big]:
             out.append(Case(f"fewbit {name} {dtype} {_shape(n)}",
@@ -108,4 +177,6 @@ def cases(device: torch.device, quick: bool) -> list[Case]:
                         lambda m=name, d=dtype: _saved_case(m, big, d, 3, device), timed=False))
     tokens = 512 if quick else 4096
     out.append(Case("fewbit MLP block", lambda: [_mlp_case(tokens, 768, device)], timed=False))
+    if device.type == "cpu":
+        out.append(Case("fewbit MLP block RSS", lambda: _mlp_rss_case(tokens, 768), timed=False))
     return out

@@ -123,3 +123,13 @@ def test_wavehax_official_shim_imports_a_checkout(monkeypatch, tmp_path):
     finally:
         for k in [k for k in sys.modules if k.split(".")[0] in ("wavehax", "einops")]:
             del sys.modules[k]
+
+
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="no resettable RSS high-water mark")
+def test_fewbit_mlp_rss_row_measures_a_lower_peak():
+    """The MLP block step's peak-RSS row (forked children): the 3-bit GELU keeps 3/32 of the 4 MiB
+    GELU input, so its step's peak is lower (a memory figure, not a timing)."""
+    from benchmarks import bench_fewbit
+
+    (row,) = bench_fewbit._mlp_rss_case(1024, 256)
+    assert row.unit == "MiB" and 0 < row.ours < row.baselines["native GELU"]
