@@ -1,11 +1,13 @@
 """Run every benchmarks/bench_*.py on the best device present.
 
-    python -m benchmarks [--quick] [--only pam,fewbit] [--device cpu|cuda] [--threads 1,2] [--out DIR]
+    python -m benchmarks [--quick] [--only pam,fewbit] [--device cpu|cuda] [--threads 1,2] [--isa avx512,avx2]
+                         [--out DIR]
 
 First measures the machine's own limits (STREAM-style copy and triad bandwidth, fp32 matmul peak; on
 the CPU at 1 thread and at all cores) and prints them; then times every row, on the CPU once per
-thread count with ours and the baselines at the same count, printing each row as it comes (ratio to
-each baseline, roofline fraction); then prints one table (also: which side scales better from 1 to
+thread count with ours and the baselines at the same count, and once per instruction set of pyops' CPU
+kernels that --isa names (default: the widest this CPU has; levels it lacks are skipped), printing each
+row as it comes (ratio to each baseline, roofline fraction); then prints one table (also: which side scales better from 1 to
 N threads) and writes benchmarks/results/<device>.csv, .md, .png (ratios) and <device>-<family>.png
 (time and roofline fraction vs problem size), or under DIR; --quick writes build/bench/<device>-quick.*,
 leaving the tracked results alone.
@@ -32,6 +34,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", default="",
                    help=f"comma-separated CPU thread counts (default: 1 and all cores, here 1,{harness.all_cores()})")
+    p.add_argument("--isa", default="",
+                   help="comma-separated instruction sets of pyops' CPU kernels to time (avx512, avx2, scalar; "
+                        "default: the one in use, e.g. from PYOPS_CPU_ISA)")
     p.add_argument("--out", default="", help="directory for the .csv/.md/.png (default: benchmarks/results)")
     p.add_argument("--allow-reference", action="store_true",
                    help="run even when the compiled kernels are missing (rows are labelled 'reference')")
@@ -68,7 +73,25 @@ def main(argv=None) -> int:
     limits = harness.measure_limits(device, counts)
     print("\n".join(limits.lines()), flush=True)
     print(flush=True)
-    rows = harness.run_cases(cases, device, limits, counts)
+    rows = []
+    if device.type == "cpu" and _library._C is not None:
+        detected = _library._C.cpu_isa_detected()
+        isas = [i for i in args.isa.split(",") if i] or [_library.cpu_isa()]
+        for isa in isas:
+            if isa not in _library.CPU_ISAS:
+                p.error(f"--isa takes {', '.join(_library.CPU_ISAS)}")
+        runnable = [i for i in isas if _library.CPU_ISAS.index(i) <= _library.CPU_ISAS.index(detected)]
+        for isa in set(isas) - set(runnable):
+            print(f"benchmarks: skipping --isa {isa}: this CPU supports at most {detected}", file=sys.stderr)
+        before = _library.cpu_isa()
+        for k, isa in enumerate(runnable):
+            _library.set_cpu_isa(isa)
+            # sizes and memory rows do not depend on the instruction set: the first pass only
+            rows += harness.run_cases(cases if k == 0 else [c for c in cases if c.timed], device, limits, counts,
+                                      isa=isa)
+        _library.set_cpu_isa(before)
+    else:
+        rows = harness.run_cases(cases, device, limits, counts)
 
     table = harness.format_table(rows, limits)
     print("\n" + table)

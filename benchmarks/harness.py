@@ -51,6 +51,7 @@ class Row:
     size: float = 0.0  # the problem size the family's plot puts on its x axis
     size_unit: str = ""  # what size counts ("n", "lmax", "row length", "elements", "seconds of audio")
     threads: int = 0  # set by the harness: CPU threads of ours and the baselines alike (0: not timed / GPU)
+    isa: str = ""  # set by the harness: the instruction set pyops' CPU kernels used ("" on a GPU / not timed)
 
     def ratios(self) -> dict[str, float]:
         """baseline / ours: > 1 means we are faster (or smaller)."""
@@ -89,7 +90,7 @@ class Row:
 
     @property
     def key(self) -> tuple:
-        return (self.family, self.op, self.shape, self.dtype)
+        return (self.family, self.op, self.shape, self.dtype, self.isa)
 
 
 def io_bytes(*objs) -> int:
@@ -441,10 +442,10 @@ def format_table(rows: list[Row], limits: Optional[Limits] = None) -> str:
     from 1 thread and which scales better."""
     scale = scaling(rows)
     n = max([r.threads for r in rows] + [1])
-    head = ("| family | op | shape | dtype | threads | ours | baseline | baseline value "
+    head = ("| family | op | shape | dtype | isa | threads | ours | baseline | baseline value "
             "| ratio (baseline/ours) | ours throughput | ours % of roof | baseline % of roof "
             f"| speed-up 1->{n} threads (ours / baseline) | scales better |")
-    rule = "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"
+    rule = "|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"
     lines = [head, rule]
     for r in rows:
         items = list(r.ratios().items()) or [("-", math.nan)]
@@ -455,7 +456,8 @@ def format_table(rows: list[Row], limits: Optional[Limits] = None) -> str:
             su_b = theirs_su.get(name, math.nan)
             su = "-" if math.isnan(ours_su) else f"{ours_su:.2f}x / {_fmt(su_b, '.2f', 'x')}"
             lines.append(
-                f"| {r.family} | {r.op} | {r.shape} | {r.dtype} | {r.threads or '-'} | {r.ours:.4g} {r.unit} "
+                f"| {r.family} | {r.op} | {r.shape} | {r.dtype} | {r.isa or '-'} | {r.threads or '-'} "
+                f"| {r.ours:.4g} {r.unit} "
                 f"| {name} | "
                 f"{_fmt(base)} {r.unit if name != '-' else ''} | {_fmt(ratio, '.2f', 'x')} | "
                 f"{_fmt(value, '.4g', ' ' + unit) if unit else '-'} | {_pct(r.roofline(limits))} | "
@@ -465,7 +467,7 @@ def format_table(rows: list[Row], limits: Optional[Limits] = None) -> str:
     return "\n".join(lines)
 
 
-CSV_COLUMNS = ["family", "op", "shape", "dtype", "size", "size_unit", "threads", "unit", "ours", "baseline",
+CSV_COLUMNS = ["family", "op", "shape", "dtype", "size", "size_unit", "isa", "threads", "unit", "ours", "baseline",
                "baseline_value", "ratio", "bound", "work", "baseline_work", "ours_throughput",
                "throughput_unit", "ours_roofline", "baseline_roofline", "roof", "ours_speedup",
                "baseline_speedup", "scales_better", "note"]
@@ -487,7 +489,7 @@ def write_csv(rows: list[Row], path: str, limits: Optional[Limits] = None) -> No
                 roof = limits.peak_gflops(r.threads) if r.bound == "compute" else limits.bandwidth(r.threads)
             for name in list(r.baselines) or [""]:
                 su_b = theirs_su.get(name, math.nan)
-                w.writerow([r.family, r.op, r.shape, r.dtype, g(r.size), r.size_unit, r.threads, r.unit,
+                w.writerow([r.family, r.op, r.shape, r.dtype, g(r.size), r.size_unit, r.isa, r.threads, r.unit,
                             g(r.ours), name, g(r.baselines.get(name, math.nan)),
                             g(r.ratios().get(name, math.nan)), r.bound, g(r.work()),
                             g(r.work(name)) if name else "", g(value), unit, g(r.roofline(limits)),
@@ -518,7 +520,8 @@ def write_plot(rows: list[Row], path: str, title: str) -> bool:
             if math.isnan(ratio) or ratio <= 0:
                 continue
             thr = f" @{r.threads}t" if r.threads else ""
-            labels.append(f"{r.family}.{r.op} {r.shape} {r.dtype}{thr} vs {name}")
+            isa = f" {r.isa}" if r.isa else ""
+            labels.append(f"{r.family}.{r.op} {r.shape} {r.dtype}{isa}{thr} vs {name}")
             values.append(ratio)
     if not values:
         return False
@@ -571,10 +574,11 @@ def write_family_plots(rows: list[Row], out_dir: str, name: str,
         for j, (op, dtype) in enumerate(ops):
             sel = sorted((r for r in fam if (r.op, r.dtype) == (op, dtype)), key=lambda r: r.size)
             top, bottom = axes[0][j], axes[1][j]
-            for thr in sorted({r.threads for r in sel}):
-                pts = [r for r in sel if r.threads == thr]
-                marker = "o" if thr <= 1 else "s"
-                lab = f" ({thr} thr)" if thr else ""
+            several_isas = len({r.isa for r in sel}) > 1
+            for isa, thr in sorted({(r.isa, r.threads) for r in sel}):
+                pts = [r for r in sel if (r.isa, r.threads) == (isa, thr)]
+                marker = ("o" if thr <= 1 else "s") if isa != "avx2" or not several_isas else ("^" if thr <= 1 else "D")
+                lab = f" ({isa + ', ' if several_isas else ''}{thr} thr)" if thr else ""
                 for nm in names:
                     xs, ts, fs = [], [], []
                     for r in pts:
@@ -616,7 +620,8 @@ def write_family_plots(rows: list[Row], out_dir: str, name: str,
                 ax.xaxis.set_minor_formatter(ticker.NullFormatter())
             top.legend(fontsize=6, loc="best", framealpha=0.6)
         fig.suptitle(f"pyops {family} on {name}: time (top) and roofline fraction (bottom) vs problem size; "
-                     "solid ours, dashed baselines, circles 1 thread, squares all cores", fontsize=9)
+                     "solid ours, dashed baselines, circles 1 thread, squares all cores (triangles/diamonds: "
+                     "the AVX2 copy, when several ISAs ran)", fontsize=9)
         fig.tight_layout()
         path = os.path.join(out_dir, f"{name}-{family}.png")
         fig.savefig(path, dpi=100)
@@ -633,7 +638,7 @@ def results_dir() -> str:
 
 # ---------------------------------------------------------------- running cases
 def run_cases(cases: list[Case], device: torch.device, limits: Optional[Limits] = None,
-              counts: Optional[list[int]] = None, echo: bool = True) -> list[Row]:
+              counts: Optional[list[int]] = None, echo: bool = True, isa: str = "") -> list[Row]:
     """Run every case: a timed CPU case once per thread count (torch's thread count set around the
     whole case, so ours and its baselines share it), others once.  Prints each row as it is measured."""
     counts = counts or thread_counts(device)
@@ -641,7 +646,7 @@ def run_cases(cases: list[Case], device: torch.device, limits: Optional[Limits] 
     t0 = time.time()
     jobs = [(c, t) for c in cases for t in (counts if c.timed else [0])]
     for i, (case, t) in enumerate(jobs, 1):
-        tag = f" @{t} thread{'s' if t > 1 else ''}" if t else ""
+        tag = (f" @{t} thread{'s' if t > 1 else ''}" if t else "") + (f" [{isa}]" if isa and case.timed else "")
         if echo:
             print(f"[{i}/{len(jobs)} {time.time() - t0:.0f}s] {case.label}{tag}", file=sys.stderr, flush=True)
         with threads(t):
@@ -649,6 +654,8 @@ def run_cases(cases: list[Case], device: torch.device, limits: Optional[Limits] 
         for r in result if isinstance(result, list) else [result]:
             if case.timed and r.unit == "ms" and not r.threads:
                 r.threads = t
+            if case.timed and r.unit == "ms" and device.type == "cpu":
+                r.isa = isa
             rows.append(r)
             if echo:
                 print(row_line(r, limits), flush=True)

@@ -48,9 +48,10 @@ def test_limits_are_measured_and_finite(fast):
 def test_rows_report_roofline_and_scaling(fast, tmp_path):
     counts = sorted({1, harness.all_cores()})
     limits = harness.measure_limits(CPU, counts, stream_mib=16, matmul_n=256)
-    rows = harness.run_cases(_tiny_cases(), CPU, limits, counts, echo=False)
+    rows = harness.run_cases(_tiny_cases(), CPU, limits, counts, echo=False, isa="scalar")
     timed = [r for r in rows if r.unit == "ms"]
     assert sorted({r.threads for r in timed}) == counts  # every timed row at 1 thread and at all cores
+    assert {r.isa for r in timed} == {"scalar"} and {r.isa for r in rows if r.unit != "ms"} == {""}
     assert len(timed) == 2 * len(counts) and len(rows) == len(timed) + 1
     assert {r.bound for r in timed} == {"memory", "compute"}
     for r in timed:
@@ -65,8 +66,9 @@ def test_rows_report_roofline_and_scaling(fast, tmp_path):
     assert set(harness.CSV_COLUMNS) <= set(lines[0])
     for line in lines:
         if line["unit"] != "ms":
-            assert line["ours_roofline"] == "" and line["threads"] == "0"
+            assert line["ours_roofline"] == "" and line["threads"] == "0" and line["isa"] == ""
             continue
+        assert line["isa"] == "scalar"
         assert line["bound"] in ("memory", "compute")
         for col in ("ours_roofline", "baseline_roofline"):
             assert 0 < float(line[col]) <= harness.SANE_FRACTION
@@ -76,7 +78,7 @@ def test_rows_report_roofline_and_scaling(fast, tmp_path):
             assert line["scales_better"] in ("ours", "baseline", "same")
 
     table = harness.format_table(rows, limits)
-    for column in ("threads", "ours % of roof", "baseline % of roof", "speed-up 1->", "scales better"):
+    for column in ("isa", "threads", "ours % of roof", "baseline % of roof", "speed-up 1->", "scales better"):
         assert column in table.splitlines()[0]
     if harness._matplotlib() is not None:
         written = harness.write_family_plots(rows, str(tmp_path), "test", limits)
@@ -133,3 +135,19 @@ def test_fewbit_mlp_rss_row_measures_a_lower_peak():
 
     (row,) = bench_fewbit._mlp_rss_case(1024, 256)
     assert row.unit == "MiB" and 0 < row.ours < row.baselines["native GELU"]
+
+
+def test_isa_option_times_each_level_the_cpu_has(tmp_path, capsys):
+    """--isa runs the timed cases once per instruction set (skipping levels the CPU lacks) and
+    labels each row; the level in use is restored afterwards."""
+    import pyops
+    from benchmarks import __main__ as bench_main
+
+    before = pyops.cpu_isa()
+    if before == "reference":
+        pytest.skip("no C++ kernels")
+    rc = bench_main.main(["--quick", "--only", "none", "--threads", "1", "--isa", "scalar,avx512",
+                          "--out", str(tmp_path)])
+    assert rc == 0 and pyops.cpu_isa() == before
+    if pyops._library._C.cpu_isa_detected() != "avx512":
+        assert "skipping --isa avx512" in capsys.readouterr().err
