@@ -6,7 +6,7 @@ projected back.  Computed in O(L^3) per channel (L = lmax + 1) by ``pyops::gaunt
 (C++/CUDA/Triton kernels): at each Gauss-Legendre node pair +-z the Legendre sums give the two
 azimuthal spectra, their product is a convolution of the spectra, and the weighted projection
 goes straight into the output; the nodes are just enough for the quadrature to be exact.
-``gaunt_power`` samples the full grid.  The paper's 2D Fourier route (sh2f, linear convolution
+``gaunt_power`` chains that kernel.  The paper's 2D Fourier route (sh2f, linear convolution
 by FFT, f2sh) is offered too (``method="fourier"``), with its tables generated exactly in float64.
 Features use e3nn's order and integral normalisation.  Only natural-parity
 outputs exist (G vanishes for odd l1 + l2 + l3).
@@ -75,42 +75,25 @@ def lmax_of(dim: int) -> Optional[int]:
 
 
 class _Grid:
-    """Transforms between (lmax+1)^2 coefficients and a [n_beta, n_alpha] grid."""
+    """The transforms between (lmax+1)^2 coefficients and a [n_beta, n_alpha] Gauss-Legendre x
+    uniform grid as dense [D, grid] matrices: O(L^4) per channel, but one BLAS call each, which
+    beats the O(L^3) grid route for small L (see ``AUTO_DENSE_MAX_DEGREE``)."""
 
     def __init__(self, lmax: int, n_beta: int, n_alpha: int, dtype, device):
         z, w = np.polynomial.legendre.leggauss(n_beta)
         alpha = 2 * math.pi * np.arange(n_alpha) / n_alpha
         p = ref.legendre(lmax, z)  # [l, m, k]
         L = lmax + 1
-        ms = np.arange(-lmax, lmax + 1)
         # P[m, l, k] = p_l^|m|(z_k) (zero for l < |m|), A[m, j] = the azimuthal factor
-        P = np.stack([p[:, abs(m), :] for m in ms])
+        P = np.stack([p[:, abs(m), :] for m in range(-lmax, lmax + 1)])
         A = ref.alpha_part(lmax, alpha)
-        t = functools.partial(torch.tensor, dtype=dtype, device=device)
-        self.P, self.A = t(P), t(A)
-        self.Pw = t(P * w[None, None, :])  # quadrature weights folded into the inverse
-        self.Aw = t(A * (2 * math.pi / n_alpha))
-        # coefficient index (l, m) <-> position m * L + l in the padded [2L-1, L] layout
-        pos = [(m + lmax) * L + l for l in range(L) for m in range(-l, l + 1)]
-        self.pos = torch.tensor(pos, device=device)
-        self.shape = (2 * lmax + 1, L)
-        # The same transforms as dense [D, grid] matrices: O(L^4) per channel, but one BLAS call
-        # each, which beats the O(L^3) grid route for small L (see ``AUTO_DENSE_MAX_DEGREE``).
         Y = np.einsum("mlk,mj->mlkj", P, A).reshape(2 * lmax + 1, L, -1)  # Y[m, l, (k, j)]
+        # the quadrature weights folded into the inverse
         Yw = np.einsum("mlk,mj->mlkj", P * w[None, None, :], A * (2 * math.pi / n_alpha)).reshape(2 * lmax + 1, L, -1)
+        pos = [(m + lmax) * L + l for l in range(L) for m in range(-l, l + 1)]  # (l, m) -> row m L + l
         flat = lambda a: a.reshape(-1, a.shape[-1])[pos]  # noqa: E731  rows in e3nn order
+        t = functools.partial(torch.tensor, dtype=dtype, device=device)
         self.Y, self.Yw = t(flat(Y)), t(flat(Yw).T.copy())
-
-    def to_grid(self, x: torch.Tensor) -> torch.Tensor:
-        pad = x.new_zeros(*x.shape[:-1], self.shape[0] * self.shape[1])
-        pad = pad.index_copy(-1, self.pos, x).reshape(*x.shape[:-1], *self.shape)
-        g = torch.einsum("...ml,mlk->...mk", pad, self.P)
-        return torch.einsum("...mk,mj->...kj", g, self.A)
-
-    def from_grid(self, f: torch.Tensor) -> torch.Tensor:
-        g = torch.einsum("...kj,mj->...mk", f, self.Aw)
-        pad = torch.einsum("...mk,mlk->...ml", g, self.Pw)
-        return pad.flatten(-2).index_select(-1, self.pos)
 
     def to_grid_dense(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.Y  # [..., n_beta * n_alpha]
@@ -306,7 +289,8 @@ def gaunt_tensor_product(x1: torch.Tensor, x2: torch.Tensor, lmax_out: Optional[
 def gaunt_power(x: torch.Tensor, nu: int, lmax_out: Optional[int] = None, *,
                 weights: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Many-body products ``sum_{n=1..nu} weights[..., n-1, l] * (x^n)_l`` (MACE-style), x^n being
-    the n-fold Gaunt product, computed in one grid transform: powers are pointwise on the grid.
+    the n-fold Gaunt product (exact, not truncated between products), each x^n = x^(n-1) x one
+    call of the fused grid kernel ``pyops::gaunt_grid_product``.
     ``weights`` ``[..., nu, lmax_out + 1]`` (default: all ones)."""
     op = "gaunt.gaunt_power"
     l1 = _check_features(op, "x", x)
@@ -316,15 +300,21 @@ def gaunt_power(x: torch.Tensor, nu: int, lmax_out: Optional[int] = None, *,
     if weights is not None:
         check(isinstance(weights, torch.Tensor) and weights.shape[-2:] == (nu, lo + 1), op, "weights",
               f"must have trailing shape ({nu}, {lo + 1})")
-    gx, go = _grids((l1, lo), nu * l1 + lo, x.dtype, x.device)
-    f = gx.to_grid(x)
-    power, out = f, None
-    for n in range(nu):
-        if n:
-            power = power * f
-        term = go.from_grid(power)
+    # x^n = x^(n-1) x by the fused grid kernel, each power kept exactly to the degree the later
+    # products and the output still need: deg[n] = min(n l1, max(lo, deg[n + 1] + l1)).
+    deg = [lo] * (nu + 1)
+    for n in range(nu - 1, 0, -1):
+        deg[n] = min(n * l1, max(lo, deg[n + 1] + l1))
+    deg[1] = l1
+    power, out = x, None
+    for n in range(1, nu + 1):
+        if n > 1:
+            power = _plan(deg[n - 1], l1, deg[n], "grid", x.dtype, x.device)(power, x)
+        d = power.shape[-1]  # the projection onto degrees <= lo: truncate or zero-pad
+        term = power[..., : (lo + 1) ** 2] if d >= (lo + 1) ** 2 else \
+            torch.nn.functional.pad(power, (0, (lo + 1) ** 2 - d))
         if weights is not None:
-            term = term * _degree_weights(op, "weights", weights[..., n, :], lo, x)
+            term = term * _degree_weights(op, "weights", weights[..., n - 1, :], lo, x)
         out = term if out is None else out + term
     assert out is not None  # nu >= 1
     return out

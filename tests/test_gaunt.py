@@ -3,10 +3,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import assert_raises_naming, family_backends, gradcheck, noncontig, opcheck, run_backend
+from helpers import assert_raises_naming, family_backends, gradcheck, noncontig, opcheck, requires_cpp, run_backend
 
 import pyops
-from pyops import gaunt
+from pyops import _library, gaunt
 from pyops.reference import gaunt as ref
 
 e3nn = pytest.importorskip("e3nn")
@@ -170,6 +170,51 @@ def test_grid_product_backends_match_reference(backend, dtype):
     assert empty.shape == (0, 36)
 
 
+_ISA_ORDER = ["scalar", "avx2", "avx512"]
+
+
+@pytest.fixture(params=_ISA_ORDER)
+def cpu_isa(request):
+    """Each instruction-set level the CPU has, set for the test (the C++ kernel's copy per level),
+    the previous level restored afterwards."""
+    C = _library._C
+    if _ISA_ORDER.index(request.param) > _ISA_ORDER.index(C.cpu_isa_detected()):
+        pytest.skip(f"this CPU has no {request.param}")
+    before = C.cpu_isa()
+    assert C.set_cpu_isa(request.param) == request.param
+    yield request.param
+    C.set_cpu_isa(before)
+
+
+@requires_cpp
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_grid_product_every_cpu_isa(cpu_isa, dtype):
+    """The public grid route on each ISA level's kernel vs the float64 reference, forward and
+    backward: node-pair counts 1..17 (every group size), output degrees at and below l1 + l2 (and
+    above it through the raw op), 37 rows (two blocks and a tail at every lane width), a strided x1
+    and a broadcast x2."""
+    torch.manual_seed(0)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    x1, x2, t, w = _grid_args(3, 2, 7, dtype=dtype)
+    want = ref.grid_product(x1.double(), x2.double(), t.double(), w.double(), 7)
+    got = torch.ops.pyops.gaunt_grid_product(x1, x2, t, w, 7)
+    assert ((got.double() - want).abs().max() / want.abs().max()).item() < tol
+    for l1, l2, lo in [(0, 0, 0), (1, 2, 3), (2, 3, 4), (3, 2, 5), (4, 4, 2), (5, 1, 6), (8, 8, 16), (16, 3, 12)]:
+        x1 = noncontig(torch.randn(37, (l1 + 1) ** 2, dtype=torch.float64))
+        x2 = torch.randn(1, (l2 + 1) ** 2, dtype=torch.float64)
+        want = ref.direct(x1, x2.expand(37, -1), lo) if max(l1, l2, lo) <= 6 else \
+            gaunt.gaunt_tensor_product(x1, x2, lo, method="fourier")
+        a, b = x1.to(dtype).requires_grad_(), x2.to(dtype).requires_grad_()
+        got = gaunt.gaunt_tensor_product(a, b, lo, method="grid")
+        assert ((got.double() - want).abs().max() / want.abs().max()).item() < tol
+        g = torch.randn_like(want)
+        ga, gb = torch.autograd.grad(got, (a, b), g.to(dtype))
+        xa, xb = x1.clone().requires_grad_(), x2.clone().requires_grad_()
+        wa, wb = torch.autograd.grad(gaunt.gaunt_tensor_product(xa, xb, lo, method="fourier"), (xa, xb), g)
+        for got_g, want_g in ((ga, wa), (gb, wb)):
+            assert ((got_g.double() - want_g).abs().max() / want_g.abs().max()).item() < tol
+
+
 def test_grid_product_opcheck_gradcheck_and_bad_input():
     x1, x2, t, w = _grid_args(2, 1, 3, n=5)
     op = torch.ops.pyops.gaunt_grid_product
@@ -235,6 +280,42 @@ def test_per_degree_weights_and_power():
     want = sum(weights[n].repeat_interleave(torch.tensor([1, 3, 5, 7, 9])) * t[..., :25]
                for n, t in enumerate([torch.nn.functional.pad(x, (0, 16)), x2_, x3_]))
     torch.testing.assert_close(gaunt.gaunt_power(x, 3, 4, weights=weights), want, atol=1e-11, rtol=0)
+
+
+def _power_by_quadrature(x, nu, lo, weights):
+    """sum_n weights[n] (x^n projected onto degrees <= lo): x^n sampled on a Gauss-Legendre x uniform
+    grid exact for degree nu l1 + lo, projected back by quadrature (float64)."""
+    l1 = math.isqrt(x.shape[-1]) - 1
+    degree = nu * l1 + lo
+    zz, ww = np.polynomial.legendre.leggauss(degree // 2 + 1)
+    na = degree + 1
+    alpha, beta = 2 * math.pi * np.arange(na) / na, np.arccos(zz)
+    bb, aa = np.meshgrid(beta, alpha, indexing="ij")
+    xyz = torch.from_numpy(np.stack([np.sin(bb) * np.sin(aa), np.cos(bb), np.sin(bb) * np.cos(aa)], -1).reshape(-1, 3))
+    y = ref.spherical_harmonics(max(l1, lo), xyz)
+    f = x @ y[:, : x.shape[-1]].T
+    yw = y[:, : (lo + 1) ** 2] * torch.from_numpy(np.repeat(ww, na) * 2 * math.pi / na)[:, None]
+    reps = torch.tensor([2 * l + 1 for l in range(lo + 1)])
+    return sum((f ** n @ yw) * weights[..., n - 1, :].repeat_interleave(reps, -1) for n in range(1, nu + 1))
+
+
+@pytest.mark.parametrize("l1, nu, lo", [(2, 3, 4), (3, 2, 2), (1, 4, 4), (2, 4, 7), (0, 3, 0)])
+def test_power_against_quadrature(l1, nu, lo):
+    """Output degrees below, at and above l1 and below nu l1 (no truncation between products),
+    batch dims and weights broadcast over them."""
+    x = torch.randn(2, 3, (l1 + 1) ** 2, dtype=torch.float64)
+    weights = torch.rand(3, nu, lo + 1, dtype=torch.float64)
+    want = _power_by_quadrature(x, nu, lo, weights)
+    got = gaunt.gaunt_power(x, nu, lo, weights=weights)
+    assert ((got - want).abs().max() / want.abs().max()).item() < 1e-12
+    got32 = gaunt.gaunt_power(x.float(), nu, lo, weights=weights.float())
+    assert ((got32.double() - want).abs().max() / want.abs().max()).item() < 1e-5
+
+
+def test_power_gradcheck_float64():
+    x = torch.randn(2, 9, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(3, 4, dtype=torch.float64, requires_grad=True)
+    gradcheck(lambda a, w: gaunt.gaunt_power(a, 3, 3, weights=w), (x, weights))
 
 
 @pytest.mark.parametrize("method", gaunt.METHODS)
