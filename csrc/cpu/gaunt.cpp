@@ -22,8 +22,9 @@
 #include "isa.h"
 #include "pyops/gaunt.h"
 
-// the products' sums are contracted into FMAs (torch's ISO C++ mode leaves fp-contract off)
-#pragma GCC optimize("fp-contract=fast")
+// the products' sums are contracted into FMAs (torch's ISO C++ mode leaves fp-contract off); no
+// predictive commoning: carrying loads across iterations of the convolution spills its registers
+#pragma GCC optimize("fp-contract=fast", "no-predictive-commoning")
 
 namespace pyops {
 namespace {
@@ -203,23 +204,27 @@ PYOPS_ALWAYS_INLINE void legendre_sums(const V* __restrict__ x, int L, const T* 
 }
 
 // The spectra at +z and -z, c_mu = (a_mu - i a_-mu) / sqrt2 (c_0 = a_0) and c_-mu = conj c_mu with
-// a = even +- odd sums, as [mu][re, im][CB] for mu in [-L, L]; cp and cm point at mu = 0.
+// a = even +- odd sums, as [mu][re, im][CB] for mu in [-L, L]; cp and cm point at mu = 0.  The
+// table P holds the factors 1/sqrt2 (m > 0) and -1/sqrt2 (m < 0): sums and differences remain.
 template <typename T, typename V>
 PYOPS_ALWAYS_INLINE void spectra(const V* __restrict__ eo, int L, V* __restrict__ cp, V* __restrict__ cm) {
   constexpr int CB = Tile<V>::CB;
-  for (int mu = 0; mu <= L; ++mu) {
-    const T s = mu ? T(gaunt::kSqrtHalf) : T(1);
+  const V* e0 = eo + 2 * L * CB;  // m = 0
+  for (int cb = 0; cb < CB; ++cb) {
+    cp[cb] = e0[cb] + e0[CB + cb], cm[cb] = e0[cb] - e0[CB + cb];
+    cp[CB + cb] = cm[CB + cb] = V{};
+  }
+  const V *up = e0, *down = e0;
+  V *pu = cp, *pd = cp, *mu_ = cm, *md = cm;
+  for (int mu = 1; mu <= L; ++mu) {
+    up += 2 * CB, down -= 2 * CB, pu += 2 * CB, pd -= 2 * CB, mu_ += 2 * CB, md -= 2 * CB;
+#pragma GCC unroll 4
     for (int cb = 0; cb < CB; ++cb) {
-      const V ep = eo[((L + mu) * 2) * CB + cb], op = eo[((L + mu) * 2 + 1) * CB + cb];
-      const V en = eo[((L - mu) * 2) * CB + cb], on = eo[((L - mu) * 2 + 1) * CB + cb];
-      const V pr = s * (ep + op), mr = s * (ep - op);
-      const V pi = mu ? s * (en + on) : V{}, mi = mu ? s * (en - on) : V{};  // minus the imaginary parts
-      cp[(2 * mu) * CB + cb] = cp[(-2 * mu) * CB + cb] = pr;
-      cm[(2 * mu) * CB + cb] = cm[(-2 * mu) * CB + cb] = mr;
-      cp[(2 * mu + 1) * CB + cb] = -pi;
-      cp[(-2 * mu + 1) * CB + cb] = pi;
-      cm[(2 * mu + 1) * CB + cb] = -mi;
-      cm[(-2 * mu + 1) * CB + cb] = mi;
+      const V e = up[cb], o = up[CB + cb], en = down[cb], on = down[CB + cb];
+      pu[cb] = pd[cb] = e + o;
+      mu_[cb] = md[cb] = e - o;
+      pu[CB + cb] = en + on, pd[CB + cb] = -(en + on);
+      mu_[CB + cb] = en - on, md[CB + cb] = on - en;
     }
   }
 }
@@ -435,7 +440,11 @@ void run(const Tensor& x1, const Tensor& x2, const Tensor& table, const Tensor& 
       const int64_t a = k0[g], n = k0[g + 1] - a;
       for (int64_t k = a; k < a + n; ++k) {
         const T* p = j.table + k * j.st;
-        for (int i = 0; i < Dp; ++i) P[a * Dp + i * n + k - a] = p[i];
+        for (int l = 0; l <= std::max(L1, L2); ++l)
+          for (int m = -l; m <= l; ++m) {  // the spectra's factors, see spectra()
+            const T c = m ? (m > 0 ? T(gaunt::kSqrtHalf) : -T(gaunt::kSqrtHalf)) : T(1);
+            P[a * Dp + (l * l + l + m) * n + k - a] = c * p[l * l + l + m];
+          }
         for (int l = 0; l <= lo; ++l)
           for (int m = -l; m <= l; ++m) {
             const T c = m ? (m > 0 ? T(gaunt::kTwoSqrt2Pi) : -T(gaunt::kTwoSqrt2Pi)) : T(gaunt::kTwoPi);

@@ -18,7 +18,7 @@
 #if defined(__CUDACC__)
 #define PYOPS_GAUNT_INLINE __host__ __device__ __forceinline__
 #else
-// always inlined: the CPU kernel's target_clones copies must vectorise these loops for their ISA
+// always inlined: the CPU kernel's per-ISA copies (csrc/cpu/isa.h) must vectorise these loops for their ISA
 #define PYOPS_GAUNT_INLINE inline __attribute__((always_inline))
 #endif
 
