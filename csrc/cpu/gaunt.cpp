@@ -48,9 +48,9 @@ struct Job {
   const T* w;  // [K]
   int64_t K;
   T* out;
-  // blocked_rows only: the node pairs in groups [k0[g], k0[g + 1]) and each group's tables, node
-  // fastest: P[k0 Dp + i n + k] = p_i(z_(k0 + k)) (Dp positions), Q[k0 Do + i n + k] = w g_m p_i (the
-  // projection's factors), n the group's size
+  // blocked_rows only: the node pairs in groups [k0[g], k0[g + 1]), each group's Legendre table
+  // node fastest, P[k0 Dp + i n + k] = s_m p_i(z_(k0 + k)) (Dp positions, n the group's size, s_m the
+  // spectra's factors), and the projection's factors Q[i K + k] = w_k g_m p_i(z_k)
   const int* k0;
   int groups, Dp;
   const T *P, *Q;
@@ -175,7 +175,7 @@ PYOPS_TARGET_AVX512 void rows_avx512(const Job<T>& j, int64_t r0, int64_t r1) {
 // outputs at a time, each complex product term four FMAs on registers.
 template <typename V>
 struct Tile {
-  static constexpr int CB = 2, NK = 4, NB = 3;
+  static constexpr int CB = 2, NK = 4, NB = 3, PB = 4;
 };
 
 // Even/odd-(l + |m|) Legendre sums of x (degree L) at the group's N nodes (table P):
@@ -279,35 +279,58 @@ PYOPS_ALWAYS_INLINE void convolve(const V* c1, int L1, const V* c2, int L2, int 
   convolve_rest<V, NB - 1>(nd - nu0, c1, L1, c2, L2, nu0, d);
 }
 
-// out[l m] += sum_k Q_k[l m] H_k(m) over the group's N nodes, H = the even or odd combination of the
-// two nodes' products (Re for m >= 0, Im for m < 0; weights and constants are in Q):
-// eo[((k (2 lh + 1) + lh + m) 2 + parity) CB + cb].
-template <typename T, typename V, int N>
-PYOPS_ALWAYS_INLINE void project(const V* __restrict__ eo, int lh, int lo, const T* __restrict__ Q,
-                                 V* __restrict__ out) {
+// out[l m] = sum_k Q_k[l m] H_k(m) for the B positions l = l0, l0 + 2, ... of one m and parity,
+// summed over all K node pairs in registers; h points at H_0(m) of that parity, H_k at h + k hs.
+template <typename T, typename V, int B>
+PYOPS_ALWAYS_INLINE void project_block(const V* __restrict__ h, int64_t hs, int64_t K, int64_t l0, int m,
+                                       const T* __restrict__ Q, V* __restrict__ out) {
   constexpr int CB = Tile<V>::CB;
-  const int M = 2 * lh + 1;
+  const T* q[B];
+  int64_t at[B];
+#pragma GCC unroll 8
+  for (int t = 0; t < B; ++t) {
+    const int64_t l = l0 + 2 * t;
+    at[t] = l * l + l + m, q[t] = Q + at[t] * K;
+  }
+  V acc[B][CB] = {};
+  for (int64_t k = 0; k < K; ++k, h += hs) {
+#pragma GCC unroll 8
+    for (int t = 0; t < B; ++t) {
+      const T qk = q[t][k];
+#pragma GCC unroll 4
+      for (int cb = 0; cb < CB; ++cb) acc[t][cb] += qk * h[cb];
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < B; ++t)
+#pragma GCC unroll 4
+    for (int cb = 0; cb < CB; ++cb) out[at[t] * CB + cb] = acc[t][cb];
+}
+
+template <typename T, typename V, int B>
+PYOPS_ALWAYS_INLINE void project_rest(int r, const V* h, int64_t hs, int64_t K, int64_t l0, int m, const T* Q,
+                                      V* out) {
+  if constexpr (B > 0) {
+    if (r == B)
+      project_block<T, V, B>(h, hs, K, l0, m, Q, out);
+    else
+      project_rest<T, V, B - 1>(r, h, hs, K, l0, m, Q, out);
+  }
+}
+
+// out[l m] = sum_k Q_k[l m] H_k(m) over all K node pairs, H = the even or odd combination of the
+// two nodes' products (Re for m >= 0, Im for m < 0; weights and constants are in Q), for |m| <= lh:
+// eo[((k (2 lh + 1) + lh + m) 2 + parity) CB + cb].  Each output is written once.
+template <typename T, typename V>
+PYOPS_ALWAYS_INLINE void project(const V* eo, int lh, int lo, int64_t K, const T* Q, V* out) {
+  constexpr int CB = Tile<V>::CB, PB = Tile<V>::PB;
+  const int64_t hs = (2 * lh + 1) * 2 * CB;
   for (int m = -lh; m <= lh; ++m)
     for (int par = 0; par < 2; ++par) {
-      V h[N][CB];
-#pragma GCC unroll 8
-      for (int k = 0; k < N; ++k)
-#pragma GCC unroll 4
-        for (int cb = 0; cb < CB; ++cb) h[k][cb] = eo[((k * M + lh + m) * 2 + par) * CB + cb];
-      int64_t l = (m < 0 ? -m : m) + par, i = l * l + l + m, di = 4 * l + 6;
-      for (V* oi = out + i * CB; l <= lo; l += 2, oi += di * CB, i += di, di += 8) {
-        V acc[CB];
-#pragma GCC unroll 4
-        for (int cb = 0; cb < CB; ++cb) acc[cb] = oi[cb];
-#pragma GCC unroll 8
-        for (int k = 0; k < N; ++k) {
-          const T qk = Q[i * N + k];
-#pragma GCC unroll 4
-          for (int cb = 0; cb < CB; ++cb) acc[cb] += qk * h[k][cb];
-        }
-#pragma GCC unroll 4
-        for (int cb = 0; cb < CB; ++cb) oi[cb] = acc[cb];
-      }
+      const V* h = eo + ((lh + m) * 2 + par) * CB;
+      int64_t l0 = (m < 0 ? -m : m) + par;
+      for (; l0 + 2 * (PB - 1) <= lo; l0 += 2 * PB) project_block<T, V, PB>(h, hs, K, l0, m, Q, out);
+      if (l0 <= lo) project_rest<T, V, PB - 1>((int)(lo - l0) / 2 + 1, h, hs, K, l0, m, Q, out);
     }
 }
 
@@ -317,7 +340,7 @@ struct Scratch {
   static constexpr int CB = Tile<V>::CB, NK = Tile<V>::NK, NB = Tile<V>::NB;
   int D1, D2, Do, lh, nd, pad2;
   int64_t x1, x2, out, eo1, eo2, c1p, c1m, c2p, c2m, dp, dm, eoo, size;
-  Scratch(int L1, int L2, int lo) {
+  Scratch(int L1, int L2, int lo, int64_t K) {
     D1 = (L1 + 1) * (L1 + 1), D2 = (L2 + 1) * (L2 + 1), Do = (lo + 1) * (lo + 1);
     lh = std::min(lo, L1 + L2);  // products vanish above degree L1 + L2
     nd = lh + 1;
@@ -332,12 +355,12 @@ struct Scratch {
     eo1 = take(NK * (2 * L1 + 1) * 2), eo2 = take(NK * (2 * L2 + 1) * 2);
     c1p = take(2 * (2 * L1 + 1)), c1m = take(2 * (2 * L1 + 1));
     c2p = take(2 * (2 * pad2 + 1)), c2m = take(2 * (2 * pad2 + 1));  // zeros beyond |j| = L2 stay zero
-    dp = take(2 * nd), dm = take(2 * nd), eoo = take(NK * (2 * lh + 1) * 2);
+    dp = take(2 * nd), dm = take(2 * nd), eoo = take(K * (2 * lh + 1) * 2);
     size = at;
   }
 };
 
-// One group of N <= NK node pairs [k0, k0 + N) of one block.
+// One group of N <= NK node pairs [k0, k0 + N) of one block: the products' combinations H.
 template <typename T, typename V, int N>
 PYOPS_ALWAYS_INLINE void node_group(const Job<T>& j, int k0, const Scratch<V>& s, V* buf) {
   constexpr int CB = Tile<V>::CB;
@@ -352,7 +375,7 @@ PYOPS_ALWAYS_INLINE void node_group(const Job<T>& j, int k0, const Scratch<V>& s
     spectra<T, V>(buf + s.eo2 + k * (2 * j.L2 + 1) * 2 * CB, j.L2, c2p, c2m);
     convolve<V>(c1p, j.L1, c2p, j.L2, s.nd, dp);
     convolve<V>(c1m, j.L1, c2m, j.L2, s.nd, dm);
-    V* h = buf + s.eoo + (k * M + s.lh) * 2 * CB;  // at m = 0
+    V* h = buf + s.eoo + ((k0 + k) * M + s.lh) * 2 * CB;  // at m = 0
     for (int nu = 0; nu <= s.lh; ++nu)
       for (int cb = 0; cb < CB; ++cb) {
         const V pr = dp[(2 * nu) * CB + cb], mr = dm[(2 * nu) * CB + cb];
@@ -365,7 +388,6 @@ PYOPS_ALWAYS_INLINE void node_group(const Job<T>& j, int k0, const Scratch<V>& s
         }
       }
   }
-  project<T, V, N>(buf + s.eoo, s.lh, j.lo, j.Q + k0 * s.Do, buf + s.out);
 }
 
 // node_group for a group of n <= N node pairs.
@@ -383,7 +405,7 @@ PYOPS_ALWAYS_INLINE void node_group_of(int n, const Job<T>& j, int k0, const Scr
 template <typename T, typename V>
 PYOPS_ALWAYS_INLINE void blocked_rows(const Job<T>& j, int64_t r0, int64_t r1) {
   constexpr int W = sizeof(V) / sizeof(T), CB = Tile<V>::CB, C = W * CB;
-  const Scratch<V> s(j.L1, j.L2, j.lo);
+  const Scratch<V> s(j.L1, j.L2, j.lo, j.K);
   const BufPtr mem = zeroed_buffer(s.size * sizeof(V));
   V* buf = static_cast<V*>(mem.get());
   V* acc = buf + s.out;
@@ -391,8 +413,8 @@ PYOPS_ALWAYS_INLINE void blocked_rows(const Job<T>& j, int64_t r0, int64_t r1) {
     const int64_t n = std::min<int64_t>(C, r1 - r);
     gather<T, V, CB>(j.x1, j.s10, j.s11, r, n, s.D1, buf + s.x1);
     gather<T, V, CB>(j.x2, j.s20, j.s21, r, n, s.D2, buf + s.x2);
-    std::fill(acc, acc + s.Do * CB, V{});
     for (int g = 0; g < j.groups; ++g) node_group_of<T, V, Tile<V>::NK>(j.k0[g + 1] - j.k0[g], j, j.k0[g], s, buf);
+    project<T, V>(buf + s.eoo, s.lh, j.lo, j.K, j.Q, acc);  // outputs with |m| > lh stay zero
     scatter<T, V, CB>(acc, s.Do, r, n, j.out);
   }
 }
@@ -448,7 +470,7 @@ void run(const Tensor& x1, const Tensor& x2, const Tensor& table, const Tensor& 
         for (int l = 0; l <= lo; ++l)
           for (int m = -l; m <= l; ++m) {
             const T c = m ? (m > 0 ? T(gaunt::kTwoSqrt2Pi) : -T(gaunt::kTwoSqrt2Pi)) : T(gaunt::kTwoPi);
-            Q[a * Do + (l * l + l + m) * n + k - a] = j.w[k] * c * p[l * l + l + m];
+            Q[(l * l + l + m) * K + k] = j.w[k] * c * p[l * l + l + m];
           }
       }
     }
