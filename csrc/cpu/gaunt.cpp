@@ -93,7 +93,11 @@ template <typename T, typename V, int CB>
 PYOPS_ALWAYS_INLINE void gather(const T* x, int64_t s0, int64_t s1, int64_t r0, int64_t n, int D, V* buf) {
   constexpr int W = sizeof(V) / sizeof(T);
   int i0 = 0;
-  if (s1 == 1)
+  if (s0 == 0 && n == CB * W)  // one row for all (a broadcast input, a summed output's gradient)
+    for (; i0 < D; ++i0)
+#pragma GCC unroll 4
+      for (int cb = 0; cb < CB; ++cb) buf[i0 * CB + cb] = V{} + x[i0 * s1];
+  else if (s1 == 1)
     for (; i0 + W <= D; i0 += W)
 #pragma GCC unroll 4
       for (int cb = 0; cb < CB; ++cb) {
