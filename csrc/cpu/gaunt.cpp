@@ -175,8 +175,8 @@ PYOPS_TARGET_AVX512 void rows_avx512(const Job<T>& j, int64_t r0, int64_t r1) {
 // ---------------------------------------------------------------- AVX2 and baseline: blocked
 // A block is CB vectors V of W channels; a "slot" of an array holds one value for all of them
 // (CB consecutive V).  Node pairs go in groups of up to NK: the Legendre sums of a group share each
-// input load, its projection each output load and store.  Per node pair the convolution makes NB
-// outputs at a time, each complex product term four FMAs on registers.
+// input load.  Per node pair the convolution makes NB outputs at a time, each complex product term
+// four FMAs on registers.  The projection sums all node pairs for PB outputs at a time in registers.
 template <typename V>
 struct Tile {
   static constexpr int CB = 2, NK = 4, NB = 3, PB = 4;
