@@ -25,6 +25,9 @@
 // the products' sums are contracted into FMAs (torch's ISO C++ mode leaves fp-contract off); no
 // predictive commoning: carrying loads across iterations of the convolution spills its registers
 #pragma GCC optimize("fp-contract=fast", "no-predictive-commoning")
+// every function passing vectors by value is always inlined into its ISA's copy: no call uses the
+// ABI that -Wpsabi warns about
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace pyops {
 namespace {
@@ -63,6 +66,16 @@ BufPtr zeroed_buffer(size_t bytes) {
   BufPtr buf(std::aligned_alloc(64, bytes), &std::free);
   std::memset(buf.get(), 0, bytes);
   return buf;
+}
+
+// Pins v to a register: GCC otherwise folds a value used by several FMAs into each as a memory
+// operand, and the inner loops below become bound by loads rather than FMAs.
+template <typename V>
+PYOPS_ALWAYS_INLINE V in_register(V v) {
+#if defined(__x86_64__)
+  __asm__("" : "+x"(v));
+#endif
+  return v;
 }
 
 // ---------------------------------------------------------------- transposes of W x W tiles
@@ -193,11 +206,14 @@ PYOPS_ALWAYS_INLINE void legendre_sums(const V* __restrict__ x, int L, const T* 
       V acc[N][CB] = {};
       int64_t l = (m < 0 ? -m : m) + par, i = l * l + l + m, di = 4 * l + 6;  // (l + 2, m) is i + di
       for (const V* xi = x + i * CB; l <= L; l += 2, xi += di * CB, i += di, di += 8) {
+        V xv[CB];
+#pragma GCC unroll 4
+        for (int cb = 0; cb < CB; ++cb) xv[cb] = in_register(xi[cb]);
 #pragma GCC unroll 8
         for (int k = 0; k < N; ++k) {
           const T pk = P[i * N + k];
 #pragma GCC unroll 4
-          for (int cb = 0; cb < CB; ++cb) acc[k][cb] += pk * xi[cb];
+          for (int cb = 0; cb < CB; ++cb) acc[k][cb] += pk * xv[cb];
         }
       }
 #pragma GCC unroll 8
@@ -248,7 +264,7 @@ PYOPS_ALWAYS_INLINE void convolve_block(const V* __restrict__ c1, int L1, const 
       const V ar = a[0], ai = a[CB];
 #pragma GCC unroll 8
       for (int j = 0; j < B; ++j) {
-        const V br = b[2 * j * CB], bi = b[(2 * j + 1) * CB];
+        const V br = in_register(b[2 * j * CB]), bi = in_register(b[(2 * j + 1) * CB]);
         re[j] += ar * br;
         re2[j] -= ai * bi;
         im[j] += ar * bi;
@@ -298,11 +314,14 @@ PYOPS_ALWAYS_INLINE void project_block(const V* __restrict__ h, int64_t hs, int6
   }
   V acc[B][CB] = {};
   for (int64_t k = 0; k < K; ++k, h += hs) {
+    V hv[CB];
+#pragma GCC unroll 4
+    for (int cb = 0; cb < CB; ++cb) hv[cb] = in_register(h[cb]);
 #pragma GCC unroll 8
     for (int t = 0; t < B; ++t) {
       const T qk = q[t][k];
 #pragma GCC unroll 4
-      for (int cb = 0; cb < CB; ++cb) acc[t][cb] += qk * h[cb];
+      for (int cb = 0; cb < CB; ++cb) acc[t][cb] += qk * hv[cb];
     }
   }
 #pragma GCC unroll 8
