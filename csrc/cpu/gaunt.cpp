@@ -226,7 +226,7 @@ PYOPS_ALWAYS_INLINE void legendre_sums(const V* __restrict__ x, int L, const T* 
 // The spectra at +z and -z, c_mu = (a_mu - i a_-mu) / sqrt2 (c_0 = a_0) and c_-mu = conj c_mu with
 // a = even +- odd sums, as [mu][re, im][CB] for mu in [-L, L]; cp and cm point at mu = 0.  The
 // table P holds the factors 1/sqrt2 (m > 0) and -1/sqrt2 (m < 0): sums and differences remain.
-template <typename T, typename V>
+template <typename V>
 PYOPS_ALWAYS_INLINE void spectra(const V* __restrict__ eo, int L, V* __restrict__ cp, V* __restrict__ cm) {
   constexpr int CB = Tile<V>::CB;
   const V* e0 = eo + 2 * L * CB;  // m = 0
@@ -394,8 +394,8 @@ PYOPS_ALWAYS_INLINE void node_group(const Job<T>& j, int k0, const Scratch<V>& s
   V *c2p = buf + s.c2p + 2 * s.pad2 * CB, *c2m = buf + s.c2m + 2 * s.pad2 * CB;
   V *dp = buf + s.dp, *dm = buf + s.dm;
   for (int k = 0; k < N; ++k) {
-    spectra<T, V>(buf + s.eo1 + k * (2 * j.L1 + 1) * 2 * CB, j.L1, c1p, c1m);
-    spectra<T, V>(buf + s.eo2 + k * (2 * j.L2 + 1) * 2 * CB, j.L2, c2p, c2m);
+    spectra<V>(buf + s.eo1 + k * (2 * j.L1 + 1) * 2 * CB, j.L1, c1p, c1m);
+    spectra<V>(buf + s.eo2 + k * (2 * j.L2 + 1) * 2 * CB, j.L2, c2p, c2m);
     convolve<V>(c1p, j.L1, c2p, j.L2, s.nd, dp);
     convolve<V>(c1m, j.L1, c2m, j.L2, s.nd, dm);
     V* h = buf + s.eoo + ((k0 + k) * M + s.lh) * 2 * CB;  // at m = 0
