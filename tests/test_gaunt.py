@@ -170,22 +170,6 @@ def test_grid_product_backends_match_reference(backend, dtype):
     assert empty.shape == (0, 36)
 
 
-_ISA_ORDER = ["scalar", "avx2", "avx512"]
-
-
-@pytest.fixture(params=_ISA_ORDER)
-def cpu_isa(request):
-    """Each instruction-set level the CPU has, set for the test (the C++ kernel's copy per level),
-    the previous level restored afterwards."""
-    C = _library._C
-    if _ISA_ORDER.index(request.param) > _ISA_ORDER.index(C.cpu_isa_detected()):
-        pytest.skip(f"this CPU has no {request.param}")
-    before = C.cpu_isa()
-    assert C.set_cpu_isa(request.param) == request.param
-    yield request.param
-    C.set_cpu_isa(before)
-
-
 @requires_cpp
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_grid_product_every_cpu_isa(cpu_isa, dtype):
