@@ -111,7 +111,47 @@ def _case(lmax: int, device: torch.device, backward: bool) -> list[Row]:
                 {"official Fourier pipeline (PyTorch)": t_official}, size=lmax, size_unit="lmax")]
 
 
+def _e3nn_power(lmax: int, nu: int, device):
+    """x^nu with e3nn: FullTensorProducts chained (x (x) x, then (x) x, ...), each keeping the degrees the
+    later products and the output need (natural parity), as a user without Gaunt products would."""
+    from e3nn import o3
+
+    def irreps(l):
+        return o3.Irreps([(1, (k, (-1) ** k)) for k in range(l + 1)])
+
+    x_irreps, cur, tps = irreps(lmax), irreps(lmax), []
+    for n in range(2, nu + 1):
+        keep = min(n * lmax, lmax + (nu - n) * lmax)  # what x^n must keep for an exact lmax output
+        tp = o3.FullTensorProduct(cur, x_irreps, filter_ir_out=[ir for _, ir in irreps(keep)]).to(device)
+        tps.append(tp)
+        cur = tp.irreps_out
+
+    def power(x):
+        out = x
+        for tp in tps:
+            out = tp(out, x)
+        return out
+
+    return power
+
+
+def _power_case(lmax: int, nu: int, device: torch.device) -> list[Row]:
+    n, d = 1024, (lmax + 1) ** 2
+    x = torch.randn(n, d, device=device)
+    baselines = {}
+    try:
+        e3nn_power = _e3nn_power(lmax, nu, device)
+        baselines["e3nn FullTensorProduct chained"] = time_ms(lambda: e3nn_power(x), device, min_run_time=0.2)
+    except ImportError:
+        pass
+    return [Row("gaunt", f"gaunt_power nu={nu}", f"lmax {lmax}, 1024 x {d}", "float32",
+                time_ms(lambda: gaunt.gaunt_power(x, nu, lmax), device), baselines, size=lmax, size_unit="lmax",
+                note="ours: the fused grid product chained; e3nn: FullTensorProducts chained, degrees kept as needed")]
+
+
 def cases(device: torch.device, quick: bool) -> list[Case]:
     lmaxes = {False: [2, 4, 6], True: [2, 4]} if quick else {b: [2, 4, 6, 8, 12, 16] for b in (False, True)}
-    return [Case(f"gaunt lmax {l}{' bwd' if b else ''}", lambda l=l, b=b: _case(l, device, b))
-            for b in (False, True) for l in lmaxes[b]]
+    out = [Case(f"gaunt lmax {l}{' bwd' if b else ''}", lambda l=l, b=b: _case(l, device, b))
+           for b in (False, True) for l in lmaxes[b]]
+    return out + [Case(f"gaunt power lmax {l}", lambda l=l: _power_case(l, 3, device))
+                  for l in ([2] if quick else [2, 4, 6])]
