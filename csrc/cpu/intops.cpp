@@ -3,20 +3,23 @@
 // Functions of one bounded integer (exp of x - rowmax for 8/16-bit inputs,
 // GELU of an 8/16-bit input) are tabulated once per call: a table lookup is
 // bit-identical to evaluating the scalar function and avoids int64 divisions.
+// Hot loops have an AVX2 copy in intrinsics (GCC neither gathers nor finds the
+// 32-bit forms of these int64 formulas by itself), chosen per call from
+// isa::active(); the AVX-512 level runs the AVX2 copies.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define PYOPS_INTOPS_X86 1
-#endif
-
 #include "intops_args.h"
+#include "isa.h"
+#if defined(PYOPS_ISA_X86)
+#include <immintrin.h>
+#endif
 #include "pyops/intops.h"
 
 namespace pyops {
@@ -35,14 +38,24 @@ int64_t table_span(const Tensor& x) {
   return span <= kMaxTable ? span : 0;
 }
 
-// Apply `row_fn(in_row, out_row, n)` to every row of the last dim, in parallel.
+// Orders a thread's streaming stores before its ordinary ones (the join of parallel_for):
+// once per task, as a fence per row stalls on the write-combining buffers.
+inline void stream_fence(bool stream) {
+#if defined(PYOPS_ISA_X86)
+  if (stream) _mm_sfence();
+#endif
+}
+
+// Apply `row_fn(in_row, out_row, n)` to every row of the last dim, in parallel; `stream`: row_fn
+// writes with streaming stores.
 template <typename In, typename Out, typename RowFn>
-void for_rows(const Tensor& x, Tensor& out, RowFn row_fn) {
+void for_rows(const Tensor& x, Tensor& out, RowFn row_fn, bool stream = false) {
   const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
   const In* px = x.const_data_ptr<In>();
   Out* po = out.mutable_data_ptr<Out>();
   at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) row_fn(px + r * n, po + r * n, n);
+    stream_fence(stream);
   });
 }
 
@@ -52,25 +65,141 @@ void for_rows(const Tensor& x, Tensor& out, RowFn row_fn) {
                      AT_DISPATCH_CASE(at::kShort, __VA_ARGS__) \
                      AT_DISPATCH_CASE(at::kInt, __VA_ARGS__))
 
+// True when the active ISA level runs the AVX2 kernels (AVX2 or AVX-512).
+bool use_avx2() {
+#if defined(PYOPS_ISA_X86)
+  return isa::active() >= isa::kAvx2;
+#else
+  return false;
+#endif
+}
+
+#if defined(PYOPS_ISA_X86)
+// 8 elements as int32 lanes
+template <typename In>
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE __m256i load8(const In* p) {
+  if constexpr (sizeof(In) == 1) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  } else if constexpr (sizeof(In) == 2) {
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+}
+
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE int32_t hmax_epi32(__m256i v) {
+  __m128i m = _mm_max_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4E));
+  return _mm_cvtsi128_si32(_mm_max_epi32(m, _mm_shuffle_epi32(m, 0xB1)));
+}
+
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE int32_t hmin_epi32(__m256i v) {
+  __m128i m = _mm_min_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  m = _mm_min_epi32(m, _mm_shuffle_epi32(m, 0x4E));
+  return _mm_cvtsi128_si32(_mm_min_epi32(m, _mm_shuffle_epi32(m, 0xB1)));
+}
+
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE int64_t hsum_epi64(__m256i v) {
+  const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
+}
+
+// The 8 int32 lanes of v widened to int64 and added to acc.
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE __m256i add_widened(__m256i acc, __m256i v, bool is_signed) {
+  const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+  if (is_signed) return _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_cvtepi32_epi64(lo), _mm256_cvtepi32_epi64(hi)));
+  return _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_cvtepu32_epi64(lo), _mm256_cvtepu32_epi64(hi)));
+}
+
+// A store of 32 bytes; kStream: a streaming store to a 32-byte aligned p (stream_rows).
+template <bool kStream>
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE void store32(void* p, __m256i v) {
+  if constexpr (kStream) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  }
+}
+#endif
+
+// Outputs this large are written with streaming stores by the AVX2 row kernels: they overflow a
+// core's L2 many times over, and a streaming store skips reading each line before writing it
+// (measured: the write-bound int64 GELU output in half the time).  Every row must then start
+// 32-byte aligned (at::empty aligns the data to 64 bytes).
+constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
+bool stream_rows(const Tensor& out) {
+  const int64_t row_bytes = out.dim() ? out.size(-1) * out.element_size() : 0;
+  return out.nbytes() >= kStreamBytes && row_bytes % 32 == 0 &&
+         reinterpret_cast<uintptr_t>(out.const_data_ptr()) % 32 == 0;
+}
+
 // ------------------------------------------------------------------- softmax
-// One row through a table of e(d), d = rowmax - x.  Every product e * factor fits
-// 32 unsigned bits, so the output pass vectorises as 32-bit multiplies:
+// One row through a table of e(d), d = rowmax - x, into the scratch row e (the
+// output row in the scalar copy).  Every product e * factor fits 32 unsigned bits, so the output
+// pass is 32-bit multiplies:
 //   ibert: e <= 2^15 - 1 and factor = 2^32 / sum <= 2^32 / (2^15 - 1), product < 2^32;
 //   shiftmax: e <= sum (or factor = 1 once the sum is clamped), product <= 2^31.
+// ibert: sum >= 2^15 - 1 (the row max's e16); shiftmax: clamped to 2^31 - 1 like I-ViT's.
+inline uint32_t softmax_factor(uint64_t sum, bool ibert) {
+  return (uint32_t)(ibert ? (uint64_t(1) << 32) / sum : 2147483647u / (sum < 2147483647u ? sum : 2147483647u));
+}
+
 template <typename In>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void softmax_row(
-    const In* __restrict in, int32_t* __restrict o, int64_t n, const uint32_t* __restrict table,
-    uint32_t* __restrict e, bool ibert, int out_shift) {
+void softmax_row_scalar(const In* __restrict in, int32_t* __restrict o, int64_t n, const uint32_t* __restrict table,
+                        bool ibert, int out_shift) {
+  uint32_t* e = reinterpret_cast<uint32_t*>(o);
   int32_t mx = in[0];
   for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
-  for (int64_t i = 0; i < n; ++i) e[i] = table[mx - (int32_t)in[i]];  // a pure gather: vectorises
   uint64_t sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += e[i];
-  // ibert: sum >= 2^15 - 1 (the row max's e16); shiftmax: clamped to 2^31 - 1 like I-ViT's.
-  const uint32_t factor =
-      (uint32_t)(ibert ? (uint64_t(1) << 32) / sum : 2147483647u / (sum < 2147483647u ? sum : 2147483647u));
+  for (int64_t i = 0; i < n; ++i) sum += e[i] = table[mx - (int32_t)in[i]];
+  const uint32_t factor = softmax_factor(sum, ibert);
   for (int64_t i = 0; i < n; ++i) o[i] = (int32_t)((e[i] * factor) >> out_shift);
 }
+
+#if defined(PYOPS_ISA_X86)
+// table[mx - x] of 8 elements by scalar loads: faster than vpgatherdd on AMD Zen 3.
+template <typename In>
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE __m256i lookup8(const uint32_t* table, const In* in, int32_t mx) {
+  using U = std::make_unsigned_t<In>;  // mx - x is in [0, 2^bits)
+  auto e = [&](int k) { return (int)table[(U)(mx - in[k])]; };
+  __m128i lo = _mm_cvtsi32_si128(e(0)), hi = _mm_cvtsi32_si128(e(4));
+  lo = _mm_insert_epi32(lo, e(1), 1), hi = _mm_insert_epi32(hi, e(5), 1);
+  lo = _mm_insert_epi32(lo, e(2), 2), hi = _mm_insert_epi32(hi, e(6), 2);
+  lo = _mm_insert_epi32(lo, e(3), 3), hi = _mm_insert_epi32(hi, e(7), 3);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+template <typename In, bool kStream>
+PYOPS_TARGET_AVX2 void softmax_row_avx2(const In* __restrict in, int32_t* __restrict o, int64_t n,
+                                        const uint32_t* __restrict table, uint32_t* __restrict e, bool ibert,
+                                        int out_shift) {
+  const int64_t n8 = n / 8 * 8;
+  int32_t mx = in[0];
+  if (n8) {
+    __m256i m = load8(in);
+    for (int64_t i = 8; i < n8; i += 8) m = _mm256_max_epi32(m, load8(in + i));
+    mx = std::max(mx, hmax_epi32(m));
+  }
+  for (int64_t i = n8; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
+  __m256i acc = _mm256_setzero_si256();
+  for (int64_t i = 0; i < n8; i += 8) {
+    const __m256i v = lookup8(table, in + i, mx);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + i), v);
+    acc = add_widened(acc, v, false);
+  }
+  uint64_t sum = (uint64_t)hsum_epi64(acc);
+  for (int64_t i = n8; i < n; ++i) sum += e[i] = table[mx - (int32_t)in[i]];
+  const uint32_t factor = softmax_factor(sum, ibert);
+  const __m256i f = _mm256_set1_epi32((int32_t)factor);
+  const __m128i sh = _mm_cvtsi32_si128(out_shift);
+  for (int64_t i = 0; i < n8; i += 8) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e + i));
+    store32<kStream>(o + i, _mm256_srl_epi32(_mm256_mullo_epi32(v, f), sh));
+  }
+  for (int64_t i = n8; i < n; ++i) o[i] = (int32_t)((e[i] * factor) >> out_shift);
+}
+#endif
 
 Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t output_bits, c10::string_view method) {
   check_rows("intops_softmax", x_);
@@ -83,23 +212,37 @@ Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t outpu
   auto e_of = [&](int64_t d) { return ibert ? io::ibert_exp16(-d, x0, b, c) : io::shift_exp(-d, x0, 15); };
   const int out_shift = 32 - (int)output_bits;
   const int64_t span = table_span(x);
+  // ibert: from d = 16 |x0| on, q >= 16 and e16 <= round(32767 / 2^16) = 0 (z <= c): left zero
+  const int64_t live = ibert ? std::min(span, -16 * x0) : span;
   std::vector<uint32_t> table(span);
-  for (int64_t d = 0; d < span; ++d) table[d] = (uint32_t)e_of(d);
+  for (int64_t d = 0; d < live; ++d) table[d] = (uint32_t)e_of(d);
   const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
+  const bool vec = use_avx2(), stream = vec && stream_rows(out);
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_softmax", [&] {
     const scalar_t* px = x.const_data_ptr<scalar_t>();
     int32_t* po = out.mutable_data_ptr<int32_t>();
+    if (span) {
+      at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+#if defined(PYOPS_ISA_X86)
+        if (vec) {
+          std::vector<uint32_t> e(n);
+          auto row = stream ? &softmax_row_avx2<scalar_t, true> : &softmax_row_avx2<scalar_t, false>;
+          for (int64_t r = lo; r < hi; ++r) row(px + r * n, po + r * n, n, table.data(), e.data(), ibert, out_shift);
+          stream_fence(stream);
+          return;
+        }
+#endif
+        for (int64_t r = lo; r < hi; ++r)
+          softmax_row_scalar<scalar_t>(px + r * n, po + r * n, n, table.data(), ibert, out_shift);
+      });
+      return;
+    }
+    // int32 input: d spans 2^32, evaluate e directly (int64: shiftmax's e may pass 2^32 here)
     at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
-      std::vector<uint32_t> e32(span ? n : 0);
-      std::vector<int64_t> e64(span ? 0 : n);
+      std::vector<int64_t> e64(n);
       for (int64_t r = lo; r < hi; ++r) {
         const scalar_t* in = px + r * n;
         int32_t* o = po + r * n;
-        if (span) {
-          softmax_row<scalar_t>(in, o, n, table.data(), e32.data(), ibert, out_shift);
-          continue;
-        }
-        // int32 input: d spans 2^32, evaluate e directly (int64: shiftmax's e may pass 2^32 here)
         int64_t mx = in[0];
         for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
         int64_t sum = 0;
@@ -128,18 +271,61 @@ Tensor exp(const Tensor& x_, int64_t x0, int64_t b, int64_t c) {
 }
 
 // ---------------------------------------------------------------------- GELU
-// out = x (y(x) + one) where y depends on x only through clamp(x, b, -b): with one
-// scale for all channels, (y + one) is tabulated over that clamped range.
+// out = x f(x), f = (y >> 14) + one with y = sign(x)(m^2 + c), m = min(|x|, -b) + b in [b, 0].
+// Scalar: with one scale for all channels, f depends on x only through clamp(x, b, -b) and is
+// tabulated over that range, as int32 (|f| <= 2^31 by check_gelu; a table with f = 2^31
+// somewhere is not built and every element is evaluated).
+// AVX2: f evaluated in int32 lanes, per channel, where the channel's b^2, m^2 + c and f fit
+// (I-BERT's constants do for scales above ~1e-4): no table, so per-channel scales vectorise too.
 constexpr int64_t kMaxGeluTable = 1 << 20;
 
 template <typename In>
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gelu_table_row(const In* in, int64_t* o, int64_t n,
-                                                                                 const int64_t* table, int64_t b) {
+void gelu_row_table(const In* __restrict in, int64_t* __restrict o, int64_t n, const int32_t* __restrict table,
+                    int32_t b) {
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t v = in[i] < b ? b : (in[i] > -b ? -b : (int64_t)in[i]);
+    const int32_t v = in[i] < b ? b : (in[i] > -b ? -b : (int32_t)in[i]);
     o[i] = (int64_t)in[i] * table[v - b];
   }
 }
+
+// The channels' (-b, c, one) as int32 for gelu_row_avx2, or false if one has no int32 form.
+bool gelu_int32_constants(const int64_t* pb, const int64_t* pc, const int64_t* pone, int64_t n,
+                          std::vector<int32_t>& k) {
+  constexpr int64_t k31 = int64_t(1) << 31;
+  k.resize(3 * n);
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t b = pb[j], c = pc[j], one = pone[j], top = b * b + c;  // y's extremes: +-c, +-top
+    if (b * b >= k31 || c <= -k31 || c >= k31 || top <= -k31 || top >= k31) return false;
+    for (int64_t y : {c, -c, top, -top})
+      if ((y >> 14) + one < -k31 || (y >> 14) + one >= k31) return false;
+    k[j] = (int32_t)-b, k[n + j] = (int32_t)c, k[2 * n + j] = (int32_t)one;
+  }
+  return true;
+}
+
+#if defined(PYOPS_ISA_X86)
+// k: gelu_int32_constants' -b, c, one, each n long.  min(|x|, -b) unsigned, for |INT32_MIN| = 2^31;
+// sign_epi32 is sign(x) times; x f as 32 x 32 -> 64-bit products of the even lanes and of the
+// odd ones, interleaved back in order.
+template <typename In, bool kStream>
+PYOPS_TARGET_AVX2 void gelu_row_avx2(const In* __restrict in, int64_t* __restrict o, int64_t n,
+                                     const int32_t* __restrict k, const int64_t* pb, const int64_t* pc,
+                                     const int64_t* pone) {
+  const int64_t n8 = n / 8 * 8;
+  for (int64_t i = 0; i < n8; i += 8) {
+    const __m256i x = load8(in + i), nb = load8(k + i);
+    const __m256i m = _mm256_sub_epi32(_mm256_min_epu32(_mm256_abs_epi32(x), nb), nb);
+    const __m256i y = _mm256_sign_epi32(_mm256_add_epi32(_mm256_mullo_epi32(m, m), load8(k + n + i)), x);
+    const __m256i f = _mm256_add_epi32(_mm256_srai_epi32(y, 14), load8(k + 2 * n + i));
+    const __m256i pe = _mm256_mul_epi32(x, f);                                                // 0 2 | 4 6
+    const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(f, 32));  // 1 3 | 5 7
+    const __m256i a = _mm256_unpacklo_epi64(pe, po), c = _mm256_unpackhi_epi64(pe, po);         // 0 1 | 4 5, 2 3 | 6 7
+    store32<kStream>(o + i, _mm256_permute2x128_si256(a, c, 0x20));
+    store32<kStream>(o + i + 4, _mm256_permute2x128_si256(a, c, 0x31));
+  }
+  for (int64_t i = n8; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
+}
+#endif
 
 // I-BERT GELU with per-channel constants b, c, one (int64, [C] or [1]).
 Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& one_) {
@@ -153,20 +339,25 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
   const int64_t *pb = b.const_data_ptr<int64_t>(), *pc = c.const_data_ptr<int64_t>(),
                 *pone = one.const_data_ptr<int64_t>();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
-  const bool tabulate = b_.size(0) == 1 && channels > 0 && -2 * pb[0] + 1 <= kMaxGeluTable;
-  std::vector<int64_t> table(tabulate ? -2 * pb[0] + 1 : 0);
-  for (int64_t v = 0; v < (int64_t)table.size(); ++v) {
-    const int64_t xv = v + pb[0];  // ibert_gelu(xv) = xv * table[v] for xv != 0; any value serves xv == 0
-    table[v] = xv ? io::ibert_gelu(xv, pb[0], pc[0], pone[0]) / xv : 0;
+  std::vector<int32_t> k32;
+  const bool vec = use_avx2() && gelu_int32_constants(pb, pc, pone, channels, k32), stream = vec && stream_rows(out);
+  bool tabulate = !vec && b_.size(0) == 1 && channels > 0 && -2 * pb[0] + 1 <= kMaxGeluTable;
+  std::vector<int32_t> table(tabulate ? -2 * pb[0] + 1 : 0);
+  for (int64_t v = 0; v < (int64_t)table.size() && tabulate; ++v) {
+    const int64_t f = io::ibert_gelu_factor(v + pb[0], pb[0], pc[0], pone[0]);
+    tabulate = f <= INT32_MAX;  // f >= -2^31 by check_gelu
+    table[v] = (int32_t)f;
   }
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_gelu", [&] {
     for_rows<scalar_t, int64_t>(x, out, [&](const scalar_t* in, int64_t* o, int64_t n) {
-      if (tabulate) {
-        gelu_table_row<scalar_t>(in, o, n, table.data(), pb[0]);
-      } else {
-        for (int64_t i = 0; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
-      }
-    });
+#if defined(PYOPS_ISA_X86)
+      if (vec)
+        return (stream ? &gelu_row_avx2<scalar_t, true> : &gelu_row_avx2<scalar_t, false>)(in, o, n, k32.data(), pb,
+                                                                                          pc, pone);
+#endif
+      if (tabulate) return gelu_row_table(in, o, n, table.data(), (int32_t)pb[0]);
+      for (int64_t i = 0; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
+    }, stream);
   });
   return out;
 }
@@ -195,6 +386,126 @@ Tensor shiftgelu(const Tensor& x_, int64_t x0, int64_t output_bits) {
 }
 
 // ----------------------------------------------------------------- LayerNorm
+// Per row: mean = round(sum / n), s = the variance shift, var = sum ((x - mean) >> s)^2,
+// factor from the (exact or Newton) sqrt, out = (((x - mean) factor) >> 1) + bias, truncated to
+// int32.  The AVX2 copy gets the same integers by other routes:
+//  * 8/16-bit x: one pass gathers sum x, sum x^2, min and max; at s = 0 the variance is
+//    sum x^2 - 2 mean sum x + n mean^2 = sum (x - mean)^2 exactly (every term and partial sum
+//    within int64 for n < 2^31);
+//  * x - mean in int32 lanes when the row's |x - mean| < 2^31 (always for 8/16-bit x);
+//  * the output mod 2^32: (int32)((p >> 1) + bias) is bits 1..32 of p = (x - mean) factor plus
+//    bias's low 32 bits, and a 64-bit logical shift has those bits too; factor < 2^31 keeps p a
+//    signed 32 x 32-bit product.
+// Rows outside those ranges take the int64 loops.
+inline int64_t layernorm_factor(int64_t var, int s, bool exact) {
+  if (exact) {
+    const int64_t std = io::isqrt(var) << s;
+    return std > 0 ? (int64_t(1) << 31) / std : 0;  // constant row: output = bias
+  }
+  return int64_t(2147483647) / (io::newton_sqrt(var) << s);
+}
+
+template <typename In>
+PYOPS_ALWAYS_INLINE int64_t layernorm_var(const In* in, int64_t begin, int64_t len, int64_t mean, int s) {
+  int64_t var = 0;  // < 2^63 by the choice of s
+  for (int64_t i = begin; i < len; ++i) {
+    const int64_t y = (in[i] - mean) >> s;
+    var += y * y;
+  }
+  return var;
+}
+
+// |x - mean| <= std + 2^s, so (x - mean) factor stays near 2^31.
+template <typename In>
+PYOPS_ALWAYS_INLINE void layernorm_out(const In* in, int32_t* o, int64_t begin, int64_t len, const int64_t* pbias,
+                                       int64_t mean, int64_t factor) {
+  for (int64_t i = begin; i < len; ++i) o[i] = (int32_t)((((in[i] - mean) * factor) >> 1) + pbias[i]);
+}
+
+template <typename In>
+void layernorm_row_scalar(const In* __restrict in, int32_t* __restrict o, int64_t len, const int64_t* pbias,
+                          const int32_t*, int64_t limit, int shift, bool exact) {
+  int64_t sum = 0, lo = INT64_MAX, hi = INT64_MIN;  // |x| < 2^31 and len < 2^31: no overflow
+  for (int64_t i = 0; i < len; ++i) {
+    sum += in[i];
+    lo = in[i] < lo ? in[i] : lo;
+    hi = in[i] > hi ? in[i] : hi;
+  }
+  const int64_t mean = io::round_div(sum, len);
+  const int s = io::layernorm_shift_within(hi - mean > mean - lo ? hi - mean : mean - lo, limit, shift);
+  layernorm_out(in, o, 0, len, pbias, mean, layernorm_factor(layernorm_var(in, 0, len, mean, s), s, exact));
+}
+
+#if defined(PYOPS_ISA_X86)
+// bias32: the low 32 bits of each channel's bias.
+template <typename In, bool kStream>
+PYOPS_TARGET_AVX2 void layernorm_row_avx2(const In* __restrict in, int32_t* __restrict o, int64_t len,
+                                          const int64_t* pbias, const int32_t* __restrict bias32, int64_t limit,
+                                          int shift, bool exact) {
+  constexpr bool kNarrow = sizeof(In) <= 2;
+  const int64_t n8 = len / 8 * 8;
+  __m256i vlo = _mm256_set1_epi32(INT32_MAX), vhi = _mm256_set1_epi32(INT32_MIN);
+  __m256i sum64 = _mm256_setzero_si256(), sq64 = _mm256_setzero_si256();
+  for (int64_t i = 0; i < n8;) {
+    // 8/16-bit x: int32 lane sums of up to 2^15 steps of |x| <= 2^15 stay below 2^30
+    const int64_t end = kNarrow ? std::min(n8, i + 8 * (int64_t(1) << 15)) : n8;
+    __m256i sum32 = _mm256_setzero_si256();
+    for (; i < end; i += 8) {
+      const __m256i x = load8(in + i);
+      vlo = _mm256_min_epi32(vlo, x);
+      vhi = _mm256_max_epi32(vhi, x);
+      if constexpr (kNarrow) {
+        sum32 = _mm256_add_epi32(sum32, x);
+        const __m256i xo = _mm256_srli_epi64(x, 32);
+        sq64 = _mm256_add_epi64(sq64, _mm256_add_epi64(_mm256_mul_epi32(x, x), _mm256_mul_epi32(xo, xo)));
+      } else {
+        sum64 = add_widened(sum64, x, true);
+      }
+    }
+    if constexpr (kNarrow) sum64 = add_widened(sum64, sum32, true);
+  }
+  int64_t sum = hsum_epi64(sum64), sq = hsum_epi64(sq64);
+  int64_t lo = n8 ? hmin_epi32(vlo) : INT64_MAX, hi = n8 ? hmax_epi32(vhi) : INT64_MIN;
+  for (int64_t i = n8; i < len; ++i) {
+    sum += in[i];
+    if constexpr (kNarrow) sq += (int64_t)in[i] * in[i];  // (int32 x: unused, and may pass int64)
+    lo = in[i] < lo ? in[i] : lo;
+    hi = in[i] > hi ? in[i] : hi;
+  }
+  const int64_t mean = io::round_div(sum, len);
+  const int64_t maxdev = hi - mean > mean - lo ? hi - mean : mean - lo;
+  const int s = io::layernorm_shift_within(maxdev, limit, shift);
+  const bool narrow_lanes = maxdev < (int64_t(1) << 31);
+  const __m256i meanv = _mm256_set1_epi32((int32_t)mean);  // lo <= mean <= hi: an int32
+  int64_t var;
+  if (kNarrow && s == 0 && len < (int64_t(1) << 31)) {
+    var = sq - 2 * mean * sum + len * mean * mean;
+  } else if (narrow_lanes) {
+    const __m128i sh = _mm_cvtsi32_si128(s);
+    __m256i acc = _mm256_setzero_si256();
+    for (int64_t i = 0; i < n8; i += 8) {
+      const __m256i y = _mm256_sra_epi32(_mm256_sub_epi32(load8(in + i), meanv), sh);
+      const __m256i yo = _mm256_srli_epi64(y, 32);
+      acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epi32(y, y), _mm256_mul_epi32(yo, yo)));
+    }
+    var = hsum_epi64(acc) + layernorm_var(in, n8, len, mean, s);
+  } else {
+    var = layernorm_var(in, 0, len, mean, s);
+  }
+  const int64_t factor = layernorm_factor(var, s, exact);
+  if (!narrow_lanes || factor >= (int64_t(1) << 31)) return layernorm_out(in, o, 0, len, pbias, mean, factor);
+  const __m256i f = _mm256_set1_epi32((int32_t)factor);
+  for (int64_t i = 0; i < n8; i += 8) {
+    const __m256i y = _mm256_sub_epi32(load8(in + i), meanv);
+    const __m256i pe = _mm256_mul_epi32(y, f), po = _mm256_mul_epi32(_mm256_srli_epi64(y, 32), f);
+    // bits 1..32 of each product: the even ones shifted down, the odd ones up into the high halves
+    const __m256i v = _mm256_blend_epi32(_mm256_srli_epi64(pe, 1), _mm256_slli_epi64(po, 31), 0xAA);
+    store32<kStream>(o + i, _mm256_add_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias32 + i))));
+  }
+  layernorm_out(in, o, n8, len, pbias, mean, factor);
+}
+#endif
+
 Tensor layernorm(const Tensor& x_, const Tensor& bias_, int64_t shift, c10::string_view sqrt) {
   check_rows("intops_layernorm", x_);
   const bool exact = sqrt == "exact";
@@ -205,31 +516,18 @@ Tensor layernorm(const Tensor& x_, const Tensor& bias_, int64_t shift, c10::stri
   const Tensor x = x_.contiguous(), bias = channel_constant("intops_layernorm", "bias_int", bias_, n);
   const int64_t* pbias = bias.const_data_ptr<int64_t>();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
+  const bool vec = use_avx2(), stream = vec && stream_rows(out);
+  const int64_t limit = io::layernorm_shift_limit(n);
+  std::vector<int32_t> bias32(vec ? n : 0);
+  for (int64_t i = 0; i < (int64_t)bias32.size(); ++i) bias32[i] = (int32_t)(uint32_t)pbias[i];
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_layernorm", [&] {
+    auto row = &layernorm_row_scalar<scalar_t>;
+#if defined(PYOPS_ISA_X86)
+    if (vec) row = stream ? &layernorm_row_avx2<scalar_t, true> : &layernorm_row_avx2<scalar_t, false>;
+#endif
     for_rows<scalar_t, int32_t>(x, out, [&](const scalar_t* in, int32_t* o, int64_t len) {
-      int64_t sum = 0, lo = INT64_MAX, hi = INT64_MIN;  // |x| < 2^31 and len < 2^31: no overflow
-      for (int64_t i = 0; i < len; ++i) {
-        sum += in[i];
-        lo = in[i] < lo ? in[i] : lo;
-        hi = in[i] > hi ? in[i] : hi;
-      }
-      const int64_t mean = io::round_div(sum, len);
-      const int s = io::layernorm_shift(hi - mean > mean - lo ? hi - mean : mean - lo, len, (int)shift);
-      int64_t var = 0;  // < 2^63 by the choice of s
-      for (int64_t i = 0; i < len; ++i) {
-        const int64_t y = (in[i] - mean) >> s;
-        var += y * y;
-      }
-      int64_t factor;
-      if (exact) {
-        const int64_t std = io::isqrt(var) << s;
-        factor = std > 0 ? (int64_t(1) << 31) / std : 0;  // constant row: output = bias
-      } else {
-        factor = int64_t(2147483647) / (io::newton_sqrt(var) << s);
-      }
-      // |x - mean| <= std + 2^s, so (x - mean) factor stays near 2^31.
-      for (int64_t i = 0; i < len; ++i) o[i] = (int32_t)((((in[i] - mean) * factor) >> 1) + pbias[i]);
-    });
+      row(in, o, len, pbias, bias32.data(), limit, (int)shift, exact);
+    }, stream);
   });
   return out;
 }
@@ -288,37 +586,16 @@ bool rq_constants(int64_t m, int64_t e, int64_t lo, int64_t hi, RqConst& c) {
   return true;
 }
 
-bool cpu_has_avx2() {
-#ifdef PYOPS_INTOPS_X86
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
-#else
-  return false;
-#endif
-}
-
 // Per-channel constants for rq_avx2, kRqBlock int64 per 8 channels j..j+7: m, bias, shift, pshift,
 // lo, hi, each as 4 lanes of (j, j+2, j+4, j+6) then 4 of (j+1, j+3, j+5, j+7); then K's low 32 bits
 // as 8 int32 lanes of j..j+7.
 constexpr int64_t kRqBlock = 52;
 constexpr int64_t kRqRows = 8;  // rows per pass over the per-channel constants
 
-#ifdef PYOPS_INTOPS_X86
-// 8 elements as int32 lanes
-template <typename In>
-__attribute__((target("avx2"))) inline __m256i rq_load8(const In* p) {
-  if constexpr (sizeof(In) == 1) {
-    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  } else if constexpr (sizeof(In) == 2) {
-    return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  } else {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  }
-}
-
+#if defined(PYOPS_ISA_X86)
 // 4 results plus K, clamped, in int64 lanes, from the low (signed) 32 bits of each lane of x
-__attribute__((target("avx2"))) inline __m256i rq4(__m256i x, __m256i m, __m256i bias, __m256i shift,
-                                                    __m256i pshift, __m256i lo, __m256i hi) {
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE __m256i rq4(__m256i x, __m256i m, __m256i bias, __m256i shift,
+                                                  __m256i pshift, __m256i lo, __m256i hi) {
   const __m256i p = _mm256_mul_epi32(x, m);
   const __m256i parity = _mm256_and_si256(_mm256_srlv_epi64(p, pshift), _mm256_set1_epi64x(1));
   __m256i v = _mm256_srlv_epi64(_mm256_add_epi64(_mm256_add_epi64(p, bias), parity), shift);
@@ -331,8 +608,8 @@ __attribute__((target("avx2"))) inline __m256i rq4(__m256i x, __m256i m, __m256i
 // elements of 8 go through one rq4 and the odd ones through another, so the results interleave
 // back with one blend.
 template <typename In, bool kPerChannel>
-__attribute__((target("avx2"))) void rq_avx2(const In* __restrict in, int32_t* __restrict o, int64_t nblocks,
-                                             const int64_t* __restrict c, int64_t rows, int64_t stride) {
+PYOPS_TARGET_AVX2 void rq_avx2(const In* __restrict in, int32_t* __restrict o, int64_t nblocks,
+                               const int64_t* __restrict c, int64_t rows, int64_t stride) {
   __m256i me = _mm256_set1_epi64x(c[0]), be = _mm256_set1_epi64x(c[1]), se = _mm256_set1_epi64x(c[2]),
           pe = _mm256_set1_epi64x(c[3]), le = _mm256_set1_epi64x(c[4]), he = _mm256_set1_epi64x(c[5]),
           k32 = _mm256_set1_epi32((int32_t)(uint32_t)c[6]);
@@ -349,7 +626,7 @@ __attribute__((target("avx2"))) void rq_avx2(const In* __restrict in, int32_t* _
       k32 = _mm256_loadu_si256(q + 12);
     }
     for (int64_t r = 0; r < (kPerChannel ? rows : 1); ++r) {
-      const __m256i x = rq_load8(in + r * stride + 8 * k);
+      const __m256i x = load8(in + r * stride + 8 * k);
       const __m256i ve = rq4(x, me, be, se, pe, le, he);
       const __m256i vo = rq4(_mm256_srli_epi64(x, 32), mo, bo, so, po, lo, ho);
       const __m256i v = _mm256_blend_epi32(ve, _mm256_slli_epi64(vo, 32), 0xAA);
@@ -393,7 +670,7 @@ Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t 
   for (int64_t j = 1; j < channels && uniform; ++j) uniform = pm[j] == pm[0] && pe[j] == pe[0];
   const int64_t c8 = channels / 8 * 8;
   std::vector<int64_t> blocks;
-  if (cpu_has_avx2()) {
+  if (use_avx2()) {
     RqConst c;
     if (uniform && rq_constants(pm[0], pe[0], lo, hi, c)) {
       blocks = {c.m, c.bias, c.shift, c.pshift, c.lo, c.hi, c.k};
@@ -408,7 +685,7 @@ Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t 
     if (uniform) {
       at::parallel_for(0, numel, 1 << 15, [&](int64_t begin, int64_t end) {
         int64_t i = begin;
-#ifdef PYOPS_INTOPS_X86
+#if defined(PYOPS_ISA_X86)
         if (vec) {
           const int64_t nb = (end - begin) / 8;
           rq_avx2<scalar_t, false>(px + begin, po + begin, nb, blocks.data(), 1, 0);
@@ -425,7 +702,7 @@ Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t 
       for (int64_t r0 = begin; r0 < end; r0 += kRqRows) {
         const int64_t nr = std::min(kRqRows, end - r0);
         int64_t c_scalar = 0;  // the channels left to the scalar loop start here
-#ifdef PYOPS_INTOPS_X86
+#if defined(PYOPS_ISA_X86)
         if (vec) {
           rq_avx2<scalar_t, true>(px + r0 * channels, po + r0 * channels, c8 / 8, blocks.data(), nr, channels);
           c_scalar = c8;

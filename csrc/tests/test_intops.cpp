@@ -43,6 +43,23 @@ int main() {
     }
   }
   EXPECT_EQ(io::isqrt(1LL << 62), 1LL << 31);
+  // every x below 2^16, and around each power of two (where the first digit changes)
+  for (long long x = 0; x < (1LL << 16); ++x) {
+    const long long r = io::isqrt(x);
+    if (!(r * r <= x && (r + 1) * (r + 1) > x)) {
+      std::printf("isqrt(%lld) = %lld\n", x, r);
+      ++failures;
+    }
+  }
+  for (int p = 1; p < 63; ++p) {
+    for (long long x : {(1LL << p) - 1, 1LL << p, (1LL << p) + 1}) {
+      const unsigned long long r = (unsigned long long)io::isqrt(x);
+      if (!(r * r <= (unsigned long long)x && (r + 1) * (r + 1) > (unsigned long long)x)) {
+        std::printf("isqrt(%lld) = %llu\n", x, r);
+        ++failures;
+      }
+    }
+  }
   for (long long k = 1; k < 3037000499LL; k = k * 3 + 1) {
     EXPECT_EQ(io::isqrt(k * k), k);
     EXPECT_EQ(io::isqrt(k * k - 1), k - 1);

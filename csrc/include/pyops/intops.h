@@ -30,18 +30,22 @@ PYOPS_HD int64_t round_div(int64_t a, int64_t n) {
   return (2 * rem > n || (2 * rem == n && (q & 1))) ? q + 1 : q;
 }
 
-// Exact floor(sqrt(x)) for 0 <= x < 2^63, digit by digit: integer ops only.
+// Exact floor(sqrt(x)) for 0 <= x < 2^63, digit by digit: integer ops only.  The digits start
+// at the largest power of 4 <= x (from the leading-zero count); each step selects without a
+// branch (the LayerNorm rows' variances would mispredict one step in two).
 PYOPS_HD int64_t isqrt(int64_t x) {
-  uint64_t v = (uint64_t)x, r = 0, bit = (uint64_t)1 << 62;
-  while (bit > v) bit >>= 2;
-  while (bit) {
-    if (v >= r + bit) {
-      v -= r + bit;
-      r = (r >> 1) + bit;
-    } else {
-      r >>= 1;
-    }
-    bit >>= 2;
+  if (x <= 0) return 0;
+  uint64_t v = (uint64_t)x, r = 0;
+#if defined(__CUDA_ARCH__)
+  const int top = 63 - __clzll(x);
+#else
+  const int top = 63 - __builtin_clzll(v);
+#endif
+  for (uint64_t bit = (uint64_t)1 << (top & ~1); bit; bit >>= 2) {
+    const uint64_t t = r + bit;
+    const uint64_t take = (uint64_t)0 - (uint64_t)(v >= t);  // all ones or zero
+    v -= t & take;
+    r = (r >> 1) + (bit & take);
   }
   return (int64_t)r;
 }
@@ -51,10 +55,16 @@ PYOPS_HD int64_t isqrt(int64_t x) {
 // len * ((x - mean) >> s)^2 fits in int64 for every x of the row (|x - mean| <= maxdev).
 // Raising it only coarsens the variance (std = sqrt(var) << s keeps the scale), so a
 // row of int32 accumulators near +-2^31 normalises instead of overflowing.
-PYOPS_HD int layernorm_shift(int64_t maxdev, int64_t len, int shift) {
-  const int64_t limit = isqrt(INT64_MAX / (len > 0 ? len : 1));
+// layernorm_shift_limit(len) is the bound on |x - mean| >> s, once per row length.
+PYOPS_HD int64_t layernorm_shift_limit(int64_t len) { return isqrt(INT64_MAX / (len > 0 ? len : 1)); }
+
+PYOPS_HD int layernorm_shift_within(int64_t maxdev, int64_t limit, int shift) {
   while ((maxdev >> shift) > limit) ++shift;
   return shift;
+}
+
+PYOPS_HD int layernorm_shift(int64_t maxdev, int64_t len, int shift) {
+  return layernorm_shift_within(maxdev, layernorm_shift_limit(len), shift);
 }
 
 PYOPS_HD int64_t newton_sqrt(int64_t x) {
@@ -103,12 +113,17 @@ PYOPS_HD int64_t shift_exp(int64_t x, int64_t x0, int n) {
 
 // I-BERT GELU of one element: y = sign(x)((min(|x|, -b) + b)^2 + c) >> 14 (floor),
 // out = x (y + one).  b < 0, c < 0, one = floor(1 / scale_erf) < 0.
-PYOPS_HD int64_t ibert_gelu(int64_t x, int64_t b, int64_t c, int64_t one) {
+// ibert_gelu_factor is (y >> 14) + one, a function of clamp(x, b, -b) (the CPU tabulates it).
+PYOPS_HD int64_t ibert_gelu_factor(int64_t x, int64_t b, int64_t c, int64_t one) {
   const int64_t ax = x < 0 ? -x : x;
   const int64_t m = (ax < -b ? ax : -b) + b;
   int64_t y = m * m + c;
   y = x > 0 ? y : (x < 0 ? -y : 0);
-  return x * ((y >> 14) + one);
+  return (y >> 14) + one;
+}
+
+PYOPS_HD int64_t ibert_gelu(int64_t x, int64_t b, int64_t c, int64_t one) {
+  return x * ibert_gelu_factor(x, b, c, one);
 }
 
 // Dyadic requantisation: round_half_even(x m / 2^e), saturated to [lo, hi] (lo < 0 < hi).
