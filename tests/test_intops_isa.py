@@ -52,6 +52,10 @@ def test_gelu(cpu_isa, dtype):
                       torch.rand(n, dtype=torch.float64) * 0.05 + 1e-4, mixed]:
             b, c, one, _ = ref.ibert_gelu_constants(scale)
             assert_same(ops.intops_gelu(x, b, c, one), ref.gelu(x, b, c, one))
+        # factors at the bounds check_gelu allows: +-2^31 (+2^31 has no int32 form: the int64 loop)
+        for one in (2 ** 31, 1 - 2 ** 31):  # f = one or one - 1
+            b, c, one = torch.tensor([-1]), torch.tensor([0]), torch.tensor([one])
+            assert_same(ops.intops_gelu(x, b, c, one), ref.gelu(x, b, c, one))
 
 
 @pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.int32])

@@ -184,5 +184,37 @@ inline const char* requantize_constants_error(int64_t m, int64_t e) {
   return nullptr;
 }
 
+// n channels' m and e: every m is checked before any e (the reference's order)
+inline const char* requantize_constants_error(const int64_t* m, const int64_t* e, int64_t n) {
+  for (int64_t j = 0; j < n; ++j)
+    if (const char* error = requantize_constants_error(m[j], 0)) return error;
+  for (int64_t j = 0; j < n; ++j)
+    if (const char* error = requantize_constants_error(0, e[j])) return error;
+  return nullptr;
+}
+
+// GELU's per-channel constants, n of each: out = x ((y >> 14) + one) with y = +-(m^2 + c), m in [b, 0].
+// b < 0 keeps the clamp's sign (the CPU kernels rely on it) and m^2 < 2^62; |c|, |one| < 2^62 keep
+// y and (y >> 14) + one in int64; the factor's extremes (y = +-c, +-(b^2 + c)) within 2^31 keep
+// x times it in int64 for any int32 x.
+inline const char* gelu_constants_error(const int64_t* b, const int64_t* c, const int64_t* one, int64_t n) {
+  constexpr int64_t k31 = (int64_t)1 << 31, k62 = (int64_t)1 << 62;
+  for (int64_t j = 0; j < n; ++j)
+    if (!(b[j] > -k31 && b[j] < 0)) return "argument 'b' must be in (-2^31, 0)";
+  for (int64_t j = 0; j < n; ++j)
+    if (!(c[j] > -k62 && c[j] < k62)) return "argument 'c' must be in (-2^62, 2^62)";
+  for (int64_t j = 0; j < n; ++j)
+    if (!(one[j] > -k62 && one[j] < k62)) return "argument 'one' must be in (-2^62, 2^62)";
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t top = b[j] * b[j] + c[j];
+    for (int64_t y : {c[j], top, -c[j], -top}) {
+      const int64_t f = (y >> 14) + one[j];
+      if (f > k31 || f < -k31)
+        return "constants 'b', 'c' and 'one' must keep |(y >> 14) + one| <= 2^31, so that x times it fits int64";
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace intops
 }  // namespace pyops
