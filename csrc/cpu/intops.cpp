@@ -3,9 +3,9 @@
 // Functions of one bounded integer (exp of x - rowmax for 8/16-bit inputs,
 // GELU of an 8/16-bit input) are tabulated once per call: a table lookup is
 // bit-identical to evaluating the scalar function and avoids int64 divisions.
-// Hot loops have an AVX2 copy in intrinsics (GCC neither gathers nor finds the
-// 32-bit forms of these int64 formulas by itself), chosen per call from
-// isa::active(); the AVX-512 level runs the AVX2 copies.
+// Hot loops have an AVX2 copy in intrinsics (GCC's auto-vectorised copies kept
+// these formulas in int64 lanes and extracted table indices one by one), chosen
+// per call from isa::active(); the AVX-512 level runs the AVX2 copies.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
