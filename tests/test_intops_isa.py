@@ -119,3 +119,15 @@ def test_softmax_int16_table_every_difference(cpu_isa):
         for method in ("ibert", "shiftmax"):
             consts = ref.ibert_exp_constants(scale) if method == "ibert" else (ref.shift_x0(scale), 0, 0)
             assert_same(ops.intops_softmax(x, *consts, 16, method), ref.softmax(x, *consts, 16, method))
+
+
+def test_shiftgelu_int8_every_row_max(cpu_isa):
+    """int8 ShiftGELU tabulates sigma per row max, once per task: rows with every max (negative
+    ones too, where e^(-rowmax) saturates), each max met again later, lengths on and off 8."""
+    for n in (37, 64):
+        x = _ints((600, n), torch.int8, seed=n)
+        cap = torch.arange(600).remainder(256).sub(128).unsqueeze(1)
+        x = torch.minimum(x.long(), cap).to(torch.int8)
+        for scale, bits in ((0.05, 8), (0.0047, 16), (0.5, 2)):
+            x0 = ref.shift_x0(ref.SHIFTGELU_ALPHA * scale)
+            assert_same(ops.intops_shiftgelu(x, x0, bits), ref.shiftgelu(x, x0, bits))

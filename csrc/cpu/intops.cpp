@@ -120,6 +120,17 @@ PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE void store32(void* p, __m256i v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
   }
 }
+
+// o[0..8) = x f as int64: 32 x 32 -> 64-bit products of the even lanes and of the odd ones,
+// interleaved back in order.
+template <bool kStream>
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE void store_products8(int64_t* o, __m256i x, __m256i f) {
+  const __m256i pe = _mm256_mul_epi32(x, f);                                                // 0 2 | 4 6
+  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(f, 32));  // 1 3 | 5 7
+  const __m256i a = _mm256_unpacklo_epi64(pe, po), c = _mm256_unpackhi_epi64(pe, po);         // 0 1 | 4 5, 2 3 | 6 7
+  store32<kStream>(o, _mm256_permute2x128_si256(a, c, 0x20));
+  store32<kStream>(o + 4, _mm256_permute2x128_si256(a, c, 0x31));
+}
 #endif
 
 // Outputs this large are written with streaming stores by the AVX2 row kernels: they overflow a
@@ -146,11 +157,17 @@ inline uint32_t softmax_factor(uint64_t sum, bool ibert) {
 }
 
 template <typename In>
+int32_t row_max_scalar(const In* in, int64_t n) {
+  int32_t mx = in[0];
+  for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
+  return mx;
+}
+
+template <typename In>
 void softmax_row_scalar(const In* __restrict in, int32_t* __restrict o, int64_t n, const uint32_t* __restrict table,
                         bool ibert, int out_shift) {
   uint32_t* e = reinterpret_cast<uint32_t*>(o);
-  int32_t mx = in[0];
-  for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
+  const int32_t mx = row_max_scalar(in, n);
   uint64_t sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += e[i] = table[mx - (int32_t)in[i]];
   const uint32_t factor = softmax_factor(sum, ibert);
@@ -170,10 +187,8 @@ PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE __m256i lookup8(const uint32_t* table, con
   return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
 
-template <typename In, bool kStream>
-PYOPS_TARGET_AVX2 void softmax_row_avx2(const In* __restrict in, int32_t* __restrict o, int64_t n,
-                                        const uint32_t* __restrict table, uint32_t* __restrict e, bool ibert,
-                                        int out_shift) {
+template <typename In>
+PYOPS_TARGET_AVX2 int32_t row_max_avx2(const In* in, int64_t n) {
   const int64_t n8 = n / 8 * 8;
   int32_t mx = in[0];
   if (n8) {
@@ -182,6 +197,15 @@ PYOPS_TARGET_AVX2 void softmax_row_avx2(const In* __restrict in, int32_t* __rest
     mx = std::max(mx, hmax_epi32(m));
   }
   for (int64_t i = n8; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
+  return mx;
+}
+
+template <typename In, bool kStream>
+PYOPS_TARGET_AVX2 void softmax_row_avx2(const In* __restrict in, int32_t* __restrict o, int64_t n,
+                                        const uint32_t* __restrict table, uint32_t* __restrict e, bool ibert,
+                                        int out_shift) {
+  const int64_t n8 = n / 8 * 8;
+  const int32_t mx = row_max_avx2(in, n);
   __m256i acc = _mm256_setzero_si256();
   for (int64_t i = 0; i < n8; i += 8) {
     const __m256i v = lookup8(table, in + i, mx);
@@ -279,6 +303,21 @@ Tensor exp(const Tensor& x_, int64_t x0, int64_t b, int64_t c) {
 // (I-BERT's constants do for scales above ~1e-4): no table, so per-channel scales vectorise too.
 constexpr int64_t kMaxGeluTable = 1 << 20;
 
+// out = x sigma[mx - x] over one int8 row (sigma: its row max's ShiftGELU table).
+void shiftgelu_row_scalar(const int8_t* in, int64_t* o, int64_t n, const uint32_t* sigma, int32_t mx) {
+  for (int64_t i = 0; i < n; ++i) o[i] = (int64_t)in[i] * (int32_t)sigma[mx - in[i]];
+}
+
+#if defined(PYOPS_ISA_X86)
+template <bool kStream>
+PYOPS_TARGET_AVX2 void shiftgelu_row_avx2(const int8_t* in, int64_t* o, int64_t n, const uint32_t* sigma,
+                                          int32_t mx) {
+  const int64_t n8 = n / 8 * 8;
+  for (int64_t i = 0; i < n8; i += 8) store_products8<kStream>(o + i, load8(in + i), lookup8(sigma, in + i, mx));
+  shiftgelu_row_scalar(in + n8, o + n8, n - n8, sigma, mx);
+}
+#endif
+
 template <typename In>
 void gelu_row_table(const In* __restrict in, int64_t* __restrict o, int64_t n, const int32_t* __restrict table,
                     int32_t b) {
@@ -305,8 +344,7 @@ bool gelu_int32_constants(const int64_t* pb, const int64_t* pc, const int64_t* p
 
 #if defined(PYOPS_ISA_X86)
 // k: gelu_int32_constants' -b, c, one, each n long.  min(|x|, -b) unsigned, for |INT32_MIN| = 2^31;
-// sign_epi32 is sign(x) times; x f as 32 x 32 -> 64-bit products of the even lanes and of the
-// odd ones, interleaved back in order.
+// sign_epi32 is sign(x) times.
 template <typename In, bool kStream>
 PYOPS_TARGET_AVX2 void gelu_row_avx2(const In* __restrict in, int64_t* __restrict o, int64_t n,
                                      const int32_t* __restrict k, const int64_t* pb, const int64_t* pc,
@@ -316,12 +354,7 @@ PYOPS_TARGET_AVX2 void gelu_row_avx2(const In* __restrict in, int64_t* __restric
     const __m256i x = load8(in + i), nb = load8(k + i);
     const __m256i m = _mm256_sub_epi32(_mm256_min_epu32(_mm256_abs_epi32(x), nb), nb);
     const __m256i y = _mm256_sign_epi32(_mm256_add_epi32(_mm256_mullo_epi32(m, m), load8(k + n + i)), x);
-    const __m256i f = _mm256_add_epi32(_mm256_srai_epi32(y, 14), load8(k + 2 * n + i));
-    const __m256i pe = _mm256_mul_epi32(x, f);                                                // 0 2 | 4 6
-    const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(f, 32));  // 1 3 | 5 7
-    const __m256i a = _mm256_unpacklo_epi64(pe, po), c = _mm256_unpackhi_epi64(pe, po);         // 0 1 | 4 5, 2 3 | 6 7
-    store32<kStream>(o + i, _mm256_permute2x128_si256(a, c, 0x20));
-    store32<kStream>(o + i + 4, _mm256_permute2x128_si256(a, c, 0x31));
+    store_products8<kStream>(o + i, x, _mm256_add_epi32(_mm256_srai_epi32(y, 14), load8(k + 2 * n + i)));
   }
   for (int64_t i = n8; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
 }
@@ -363,23 +396,56 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
 }
 
 // I-ViT ShiftGELU: x sigma(1.702 x), sigma from two shift-exps normalised per row.
+// sigma depends on (rowmax, x) only: for int8 x each task tabulates it over d = rowmax - x the
+// first time a row has that max (at most 256 rows of 256 entries), so the two int64 divisions per
+// element become one lookup.
 Tensor shiftgelu(const Tensor& x_, int64_t x0, int64_t output_bits) {
   check_rows("intops_shiftgelu", x_);
   check_shiftgelu(x0, output_bits);
   const Tensor x = x_.contiguous();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
   const int out_shift = 32 - (int)output_bits;
+  auto sigma = [&](int64_t v, int64_t mx, int64_t e_max) {
+    const int64_t e = io::shift_exp(v - mx, x0, 23);
+    int64_t total = e + e_max;
+    total = total < 2147483647 ? total : 2147483647;
+    return (e * (2147483647 / total)) >> out_shift;
+  };
+  if (x.scalar_type() == at::kChar) {
+    const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
+    const int8_t* px = x.const_data_ptr<int8_t>();
+    int64_t* po = out.mutable_data_ptr<int64_t>();
+    const bool vec = use_avx2(), stream = vec && stream_rows(out);
+    auto row = &shiftgelu_row_scalar;
+    auto row_max = &row_max_scalar<int8_t>;
+#if defined(PYOPS_ISA_X86)
+    if (vec) {
+      row = stream ? &shiftgelu_row_avx2<true> : &shiftgelu_row_avx2<false>;
+      row_max = &row_max_avx2<int8_t>;
+    }
+#endif
+    at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+      std::vector<uint32_t> table(256 * 256);  // [rowmax + 128][d]; sigma < 2^31 >> out_shift
+      bool built[256] = {};
+      for (int64_t r = lo; r < hi; ++r) {
+        const int8_t* in = px + r * n;
+        const int32_t mx = row_max(in, n);
+        uint32_t* t = table.data() + (mx + 128) * 256;
+        if (!built[mx + 128]) {
+          const int64_t e_max = io::shift_exp(-mx, x0, 23);
+          for (int64_t d = 0; d <= mx + 128; ++d) t[d] = (uint32_t)sigma(mx - d, mx, e_max);
+          built[mx + 128] = true;
+        }
+        row(in, po + r * n, n, t, mx);
+      }
+      stream_fence(stream);
+    });
+    return out;
+  }
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_shiftgelu", [&] {
     for_rows<scalar_t, int64_t>(x, out, [&](const scalar_t* in, int64_t* o, int64_t n) {
-      int64_t mx = in[0];
-      for (int64_t i = 1; i < n; ++i) mx = in[i] > mx ? in[i] : mx;
-      const int64_t e_max = io::shift_exp(-mx, x0, 23);
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t e = io::shift_exp(in[i] - mx, x0, 23);
-        int64_t total = e + e_max;
-        total = total < 2147483647 ? total : 2147483647;
-        o[i] = (int64_t)in[i] * ((e * (2147483647 / total)) >> out_shift);
-      }
+      const int64_t mx = row_max_scalar(in, n), e_max = io::shift_exp(-mx, x0, 23);
+      for (int64_t i = 0; i < n; ++i) o[i] = (int64_t)in[i] * sigma(in[i], mx, e_max);
     });
   });
   return out;
