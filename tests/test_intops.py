@@ -353,13 +353,15 @@ def test_raw_ops_reject_constants_outside_their_domain(backend):
     m, e = torch.tensor([2 ** 40]), torch.tensor([0])
     assert_raises_naming(lambda: run_backend(backend, ops.intops_requantize, _triton("requantize"), x, m, e, 8),
                          RuntimeError, "intops_requantize", "'m'")
+    x2 = x[:, :2]
     m, e = torch.tensor([5, 2 ** 30]), torch.tensor([0, 65])  # every m is valid, the second e is not
-    assert_raises_naming(lambda: run_backend(backend, ops.intops_requantize, _triton("requantize"), x[:, :2], m, e,
-                                             8), RuntimeError, "intops_requantize", "'e'")
+    rq = _triton("requantize")
+    assert_raises_naming(lambda: run_backend(backend, ops.intops_requantize, rq, x2, m, e, 8), RuntimeError,
+                         "intops_requantize", "'e'")
     for b, c, o, arg in [(0, -5, -100, "'b'"), (-2 ** 31, -5, -100, "'b'"), (-10, 2 ** 62, -100, "'c'"),
                          (-10, -5, -(2 ** 62), "'one'"), (-1, 0, 2 ** 31 + 1, "'one'")]:
-        b_t, c_t, o_t = torch.tensor([-10, b]), torch.tensor([-5, c]), torch.tensor([-100, o])  # channel 1 is bad
-        assert_raises_naming(lambda: run_backend(backend, ops.intops_gelu, _triton("gelu"), x[:, :2], b_t, c_t, o_t),
+        consts = torch.tensor([-10, b]), torch.tensor([-5, c]), torch.tensor([-100, o])  # channel 1 is bad
+        assert_raises_naming(lambda: run_backend(backend, ops.intops_gelu, _triton("gelu"), x2, *consts),
                              RuntimeError, "intops_gelu", arg)
     assert_raises_naming(lambda: pyops.int_exp(torch.ones(3, dtype=torch.int8), 0.05), ValueError, "int_exp", "'x'")
 
