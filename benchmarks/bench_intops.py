@@ -73,6 +73,9 @@ def _case(op: str, rows: int, cols: int, device: torch.device) -> Row:
     elif op == "shiftmax":
         ours = lambda: intops.int_softmax(x, s, method="shiftmax")  # noqa: E731
         base = {"torch.softmax fp32": lambda: torch.softmax(xf, -1)}
+    elif op == "shiftgelu":  # I-ViT's GELU on 8-bit activations
+        ours = lambda: intops.int_gelu(x, s, method="shiftgelu")  # noqa: E731
+        base = {"torch.gelu fp32": lambda: torch.nn.functional.gelu(xf)}
     elif op == "gelu":
         ours = lambda: intops.int_gelu(x, s)  # noqa: E731
         base = {"torch.gelu fp32": lambda: torch.nn.functional.gelu(xf),
@@ -145,7 +148,7 @@ def _ibert_layer_case(batch: int, seq: int, device: torch.device) -> Row:
 def cases(device: torch.device, quick: bool) -> list[Case]:
     shapes = [(1024, 128), (1024, 512)] if quick else [(4096, 128), (4096, 512), (4096, 768), (4096, 2048)]
     out = [Case(f"intops {op} {r}x{c}", lambda op=op, r=r, c=c: _case(op, r, c, device))
-           for r, c in shapes for op in ("softmax", "shiftmax", "gelu", "layernorm")]
+           for r, c in shapes for op in ("softmax", "shiftmax", "gelu", "shiftgelu", "layernorm")]
     if importlib.util.find_spec("transformers") is None:
         print("bench_intops: the I-BERT encoder layer row is skipped: transformers is not installed", file=sys.stderr)
     else:

@@ -125,14 +125,27 @@ def int_gelu(x: torch.Tensor, scale: Union[float, torch.Tensor], method: str = "
         _check_bits(op, output_bits)
         s = _scalar_scale(op, scale, *_SHIFTGELU_SCALES)
         return _shiftgelu(x, ref.shift_x0(ref.SHIFTGELU_ALPHA * s), output_bits), s * 2.0 ** -(output_bits - 1)
+    dev = x.device
+    per_tensor = isinstance(scale, (int, float)) or (isinstance(scale, torch.Tensor) and scale.numel() == 1)
+    if per_tensor and eager():
+        s = float(scale)
+        check(math.isfinite(s) and 1e-6 <= s <= 10, op, "scale", "must be finite and in [1e-6, 10]")
+        b, c, one, out_scale = _ibert_gelu_constants(s)
+        return _gelu(x, b.to(dev), c.to(dev), one.to(dev)), out_scale.to(dev, copy=True)  # the cache's stays
     st = torch.as_tensor(scale, dtype=torch.float64).reshape(-1)
     check(st.numel() in (1, x.shape[-1]), op, "scale",
           f"must be per-tensor or per-channel with {x.shape[-1]} entries, got {st.numel()}")
     check(bool(torch.isfinite(st).all()) and bool((st >= 1e-6).all()) and bool((st <= 10).all()), op, "scale",
           "must be finite and in [1e-6, 10]")
     b, c, one, out_scale = ref.ibert_gelu_constants(st)
-    dev = x.device
     return _gelu(x, b.to(dev), c.to(dev), one.to(dev)), out_scale.to(dev)
+
+
+@functools.lru_cache(maxsize=64)
+def _ibert_gelu_constants(scale: float):
+    """ref.ibert_gelu_constants of one per-tensor scale, kept: deriving them (a dozen float64 tensor
+    ops, ~70 us with the checks) cost more than the GELU of a 1024 x 128 tensor."""
+    return ref.ibert_gelu_constants(torch.tensor([scale], dtype=torch.float64))
 
 
 def int_layernorm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, shift: int = 0,

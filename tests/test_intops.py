@@ -179,6 +179,21 @@ def test_gelu_error_vs_float():
     assert (err <= 0.25 * xr.abs() + 0.02).all()
 
 
+def test_gelu_per_tensor_scale_as_float_tensor_or_channels_alike():
+    """A per-tensor scale (float or 1-element tensor: constants kept per scale) gives the results of
+    the same scale per channel; a caller changing the returned scale in place changes no later call."""
+    x = _ints((3, 24), torch.int32, -5000, 5000)
+    want, want_scale = pyops.int_gelu(x, torch.full((24,), 2e-3, dtype=torch.float64))
+    f64 = torch.float64
+    for scale in (2e-3, torch.tensor(2e-3, dtype=f64), torch.tensor([2e-3], dtype=f64), 2e-3):
+        out, out_scale = pyops.int_gelu(x, scale)
+        assert_same(out, want)
+        assert out_scale.shape == (1,) and bool((out_scale == want_scale).all())
+        out_scale.mul_(2)
+    for bad in (float("nan"), float("inf"), 0.0, 11.0, torch.tensor(-1.0)):
+        assert_raises_naming(lambda: pyops.int_gelu(x, bad), ValueError, "int_gelu", "'scale'")
+
+
 def test_layernorm_error_and_constant_row():
     x = _ints((8, 64), torch.int16, -3000, 3000)
     w, b = torch.rand(64) + 0.5, torch.randn(64)
