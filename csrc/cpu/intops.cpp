@@ -299,8 +299,9 @@ Tensor exp(const Tensor& x_, int64_t x0, int64_t b, int64_t c) {
 // Scalar: with one scale for all channels, f depends on x only through clamp(x, b, -b) and is
 // tabulated over that range, as int32 (|f| <= 2^31 by check_gelu; a table with f = 2^31
 // somewhere is not built and every element is evaluated).
-// AVX2: f evaluated in int32 lanes, per channel, where the channel's b^2, m^2 + c and f fit
-// (I-BERT's constants do for scales above ~1e-4): no table, so per-channel scales vectorise too.
+// AVX2, no table, so per-channel scales vectorise too: f in int32 lanes where every channel's b^2,
+// m^2 + c and f fit (I-BERT's constants do for scales above ~1e-4), else m^2 + c in int64 lanes
+// where f < 2^31 (the finer scales of a real model's accumulators).
 constexpr int64_t kMaxGeluTable = 1 << 20;
 
 // out = x sigma[mx - x] over one int8 row (sigma: its row max's ShiftGELU table).
@@ -327,23 +328,29 @@ void gelu_row_table(const In* __restrict in, int64_t* __restrict o, int64_t n, c
   }
 }
 
-// The channels' (-b, c, one) as int32 for gelu_row_avx2, or false if one has no int32 form.
-bool gelu_int32_constants(const int64_t* pb, const int64_t* pc, const int64_t* pone, int64_t n,
-                          std::vector<int32_t>& k) {
+enum class GeluForm { kScalar, kWide, kNarrow };
+
+// Which AVX2 kernel the channels' constants allow, and its int32 constants k: -b (n), and for
+// kNarrow c and one (n each).  check_gelu has |f| <= 2^31 and |b| < 2^31.
+GeluForm gelu_form(const int64_t* pb, const int64_t* pc, const int64_t* pone, int64_t n, std::vector<int32_t>& k) {
   constexpr int64_t k31 = int64_t(1) << 31;
-  k.resize(3 * n);
+  bool narrow = true;
   for (int64_t j = 0; j < n; ++j) {
     const int64_t b = pb[j], c = pc[j], one = pone[j], top = b * b + c;  // y's extremes: +-c, +-top
-    if (b * b >= k31 || c <= -k31 || c >= k31 || top <= -k31 || top >= k31) return false;
     for (int64_t y : {c, -c, top, -top})
-      if ((y >> 14) + one < -k31 || (y >> 14) + one >= k31) return false;
-    k[j] = (int32_t)-b, k[n + j] = (int32_t)c, k[2 * n + j] = (int32_t)one;
+      if ((y >> 14) + one >= k31) return GeluForm::kScalar;  // f = 2^31 is no int32
+    narrow = narrow && b * b < k31 && c > -k31 && c < k31 && top > -k31 && top < k31;
   }
-  return true;
+  k.resize(3 * n);
+  for (int64_t j = 0; j < n; ++j) {
+    k[j] = (int32_t)-pb[j];
+    if (narrow) k[n + j] = (int32_t)pc[j], k[2 * n + j] = (int32_t)pone[j];
+  }
+  return narrow ? GeluForm::kNarrow : GeluForm::kWide;
 }
 
 #if defined(PYOPS_ISA_X86)
-// k: gelu_int32_constants' -b, c, one, each n long.  min(|x|, -b) unsigned, for |INT32_MIN| = 2^31;
+// kNarrow; k: gelu_form's -b, c, one, each n long.  min(|x|, -b) unsigned, for |INT32_MIN| = 2^31;
 // sign_epi32 is sign(x) times.
 template <typename In, bool kStream>
 PYOPS_TARGET_AVX2 void gelu_row_avx2(const In* __restrict in, int64_t* __restrict o, int64_t n,
@@ -355,6 +362,44 @@ PYOPS_TARGET_AVX2 void gelu_row_avx2(const In* __restrict in, int64_t* __restric
     const __m256i m = _mm256_sub_epi32(_mm256_min_epu32(_mm256_abs_epi32(x), nb), nb);
     const __m256i y = _mm256_sign_epi32(_mm256_add_epi32(_mm256_mullo_epi32(m, m), load8(k + n + i)), x);
     store_products8<kStream>(o + i, x, _mm256_add_epi32(_mm256_srai_epi32(y, 14), load8(k + 2 * n + i)));
+  }
+  for (int64_t i = n8; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
+}
+
+// kWide: m = min(|x|, -b) + b in int32 lanes as above, then per 4 lanes in int64: y = m^2 + c,
+// negated for x < 0 (at x = 0 any f gives 0), y >> 14 as ~(~y >> 14) for y < 0 (AVX2 has no
+// 64-bit arithmetic shift), f = (y >> 14) + one, x f as a 32 x 32 -> 64-bit product (f < 2^31).
+// int32 lanes H * 4 .. H * 4 + 3 of v sign-extended to int64
+template <int H>
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE __m256i widen_half(__m256i v) {
+  return _mm256_cvtepi32_epi64(H ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v));
+}
+
+// Elements H * 4 .. H * 4 + 3 of 8: o, c and one point at the 8's first.
+template <int H, bool kStream>
+PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE void gelu_wide4(int64_t* o, __m256i x, __m256i m, __m256i neg, const int64_t* c,
+                                                      const int64_t* one) {
+  const __m256i zero = _mm256_setzero_si256(), mh = widen_half<H>(m), s = widen_half<H>(neg);
+  const __m256i c4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 4 * H));
+  const __m256i one4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(one + 4 * H));
+  __m256i y = _mm256_add_epi64(_mm256_mul_epi32(mh, mh), c4);
+  y = _mm256_sub_epi64(_mm256_xor_si256(y, s), s);
+  const __m256i ys = _mm256_cmpgt_epi64(zero, y);
+  const __m256i f = _mm256_add_epi64(_mm256_xor_si256(_mm256_srli_epi64(_mm256_xor_si256(y, ys), 14), ys), one4);
+  store32<kStream>(o + 4 * H, _mm256_mul_epi32(widen_half<H>(x), f));
+}
+
+template <typename In, bool kStream>
+PYOPS_TARGET_AVX2 void gelu_row_wide_avx2(const In* __restrict in, int64_t* __restrict o, int64_t n,
+                                          const int32_t* __restrict k, const int64_t* pb, const int64_t* pc,
+                                          const int64_t* pone) {
+  const int64_t n8 = n / 8 * 8;
+  for (int64_t i = 0; i < n8; i += 8) {
+    const __m256i x = load8(in + i), nb = load8(k + i);
+    const __m256i m = _mm256_sub_epi32(_mm256_min_epu32(_mm256_abs_epi32(x), nb), nb);
+    const __m256i neg = _mm256_srai_epi32(x, 31);
+    gelu_wide4<0, kStream>(o + i, x, m, neg, pc + i, pone + i);
+    gelu_wide4<1, kStream>(o + i, x, m, neg, pc + i, pone + i);
   }
   for (int64_t i = n8; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
 }
@@ -373,7 +418,8 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
                 *pone = one.const_data_ptr<int64_t>();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
   std::vector<int32_t> k32;
-  const bool vec = use_avx2() && gelu_int32_constants(pb, pc, pone, channels, k32), stream = vec && stream_rows(out);
+  const GeluForm form = use_avx2() ? gelu_form(pb, pc, pone, channels, k32) : GeluForm::kScalar;
+  const bool vec = form != GeluForm::kScalar, stream = vec && stream_rows(out);
   bool tabulate = !vec && b_.size(0) == 1 && channels > 0 && -2 * pb[0] + 1 <= kMaxGeluTable;
   std::vector<int32_t> table(tabulate ? -2 * pb[0] + 1 : 0);
   for (int64_t v = 0; v < (int64_t)table.size() && tabulate; ++v) {
@@ -384,9 +430,12 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_gelu", [&] {
     for_rows<scalar_t, int64_t>(x, out, [&](const scalar_t* in, int64_t* o, int64_t n) {
 #if defined(PYOPS_ISA_X86)
-      if (vec)
+      if (form == GeluForm::kNarrow)
         return (stream ? &gelu_row_avx2<scalar_t, true> : &gelu_row_avx2<scalar_t, false>)(in, o, n, k32.data(), pb,
                                                                                           pc, pone);
+      if (form == GeluForm::kWide)
+        return (stream ? &gelu_row_wide_avx2<scalar_t, true> : &gelu_row_wide_avx2<scalar_t, false>)(
+            in, o, n, k32.data(), pb, pc, pone);
 #endif
       if (tabulate) return gelu_row_table(in, o, n, table.data(), (int32_t)pb[0]);
       for (int64_t i = 0; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
