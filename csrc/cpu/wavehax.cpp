@@ -30,6 +30,7 @@ namespace wh = pyops::wavehax;
 using at::Tensor;
 
 constexpr int64_t kTile = 96;  // frames per depthwise job (a multiple of 6 and 8)
+constexpr int64_t kBand = 32;  // frequency rows per depthwise job
 
 template <typename S>
 struct Block {
@@ -239,13 +240,16 @@ template <typename T>
 void block_impl(const Block<T>& a, bool framewise, double eps, const T* gamma, const T* beta, T* h, bool avx2) {
   const int64_t B = a.B, F = a.F, Tn = a.T, C = a.C;
   std::vector<double> stats((size_t)(B * F * Tn * 2));
-  // (utterance, tile of kTile frames) jobs sweep the rows f: the KF source rows of a tile stay in L2
-  const int64_t tiles = (Tn + kTile - 1) / kTile;
-  at::parallel_for(0, B * tiles, 1, [&](int64_t lo, int64_t hi) {
+  // (utterance, band of kBand rows f, tile of kTile frames) jobs sweep their rows: the KF source rows
+  // of a tile stay in L2.  Bands make short utterances (one or two tiles) parallel too, and with the
+  // tiles innermost a contiguous split of the jobs gives each thread whole bands.
+  const int64_t tiles = (Tn + kTile - 1) / kTile, bands = (F + kBand - 1) / kBand;
+  at::parallel_for(0, B * bands * tiles, 1, [&](int64_t lo, int64_t hi) {
     std::vector<const T*> rows((size_t)a.KF);
     for (int64_t job = lo; job < hi; ++job) {
-      const int64_t b = job / tiles, t0 = job % tiles * kTile, t1 = std::min(t0 + kTile, Tn);
-      for (int64_t f = 0; f < F; ++f) {
+      const int64_t b = job / (bands * tiles), band = job / tiles % bands;
+      const int64_t t0 = job % tiles * kTile, t1 = std::min(t0 + kTile, Tn);
+      for (int64_t f = band * kBand; f < std::min(F, (band + 1) * kBand); ++f) {
         source_rows(a, b, f, rows);
         T* out = h + (b * F + f) * Tn * C;
         double* st = stats.data() + (b * F + f) * Tn * 2;
