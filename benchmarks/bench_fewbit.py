@@ -98,51 +98,35 @@ def _mlp_case(tokens: int, d: int, device: torch.device) -> Row:
                note="activation memory of one training step, measured with saved_tensors_hooks")
 
 
-# One forked child per variant (from an interpreter that has imported everything and built the
-# block, but run no step), so neither inherits the other's heap; the kernel's high-water mark is
-# reset just before the step, and glibc serves every allocation of 64 KiB or more by mmap, so freed
-# tensors leave the RSS at once.
+# Peak RSS in a fresh interpreter (MALLOC_MMAP_THRESHOLD_ must be set before it starts), one forked
+# child per variant (harness.forked_peak_rss).
 _RSS_SCRIPT = r"""
-import json, os, sys
+import json, sys
 import torch
 from pyops import fewbit
 from benchmarks.bench_fewbit import MLPBlock
+from benchmarks.harness import forked_peak_rss
 
 tokens, d = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(1)
 
 
-def status(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
-
-
-def step(convert):
+def setup(convert):
     torch.manual_seed(0)
     block = MLPBlock(d)
     if convert:
         fewbit.convert(block, bits=3)
-    x = torch.randn(tokens, d)
-    opt = torch.optim.SGD(block.parameters(), lr=0.01)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM := VmRSS
-    before = status("VmRSS")
+    return block, torch.randn(tokens, d), torch.optim.SGD(block.parameters(), lr=0.01)
+
+
+def step(state):
+    block, x, opt = state
     block(x).square().mean().backward()
     opt.step()
-    return status("VmHWM") - before
 
 
-result = {}
-for convert in (False, True):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.write(w, json.dumps(step(convert)).encode())
-        os._exit(0)
-    os.close(w)
-    result["fewbit" if convert else "native"] = json.loads(os.read(r, 1 << 16))
-    os.waitpid(pid, 0)
-print(json.dumps(result))
+print(json.dumps({name: forked_peak_rss(lambda: setup(convert), step)
+                  for name, convert in (("native", False), ("fewbit", True))}))
 """
 
 

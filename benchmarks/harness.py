@@ -20,6 +20,7 @@ baseline whose algorithm does other work (None: not counted).
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import re
@@ -111,6 +112,41 @@ class Case:
     label: str
     run: Callable[[], "Row | list[Row]"]
     timed: bool = True  # False: sizes or counts, run once (not per thread count)
+
+
+# ---------------------------------------------------------------- memory
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+
+def forked_peak_rss(setup: Callable[[], object], step: Callable[[object], None]) -> int:
+    """Bytes by which the RSS high-water mark rises over ``step(setup())``, measured in a forked child
+    (Linux): the child runs ``setup``, resets the kernel's mark (/proc/self/clear_refs) and runs the
+    step, so no measurement inherits another's heap.  Run it in an interpreter started with
+    MALLOC_MMAP_THRESHOLD_=65536: glibc then serves every allocation of 64 KiB or more by mmap, so
+    freed tensors leave the RSS at once."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports through the pipe and never returns into the caller's code
+        code = 1
+        try:
+            state = setup()
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # VmHWM := VmRSS
+            before = _status_bytes("VmRSS")
+            step(state)
+            os.write(w, json.dumps(_status_bytes("VmHWM") - before).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not out:
+        raise RuntimeError(f"forked_peak_rss: the child failed (wait status {status})")
+    return int(json.loads(out))
 
 
 # ---------------------------------------------------------------- timing

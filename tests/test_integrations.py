@@ -63,52 +63,35 @@ def test_fewbit_convert_bert_every_gelu_and_a_training_step():
     assert losses[-1] < losses[0], losses
 
 
-# One process per measurement (a fork of an interpreter that has imported everything but run no op),
-# so neither run inherits the other's heap.  Peak RSS of one training step (forward, backward, SGD
-# step), from the kernel's high-water mark reset just before it; glibc serves every allocation of
-# 64 KiB or more by mmap, so freed tensors leave the RSS at once.
+# Peak RSS of one training step (forward, backward, SGD step) in a fresh interpreter, one forked
+# child per variant (benchmarks.harness.forked_peak_rss).
 RSS_SCRIPT = r"""
-import json, os, sys
+import json
 import torch
 from transformers import BertConfig, BertModel
 from pyops import fewbit
+from benchmarks.harness import forked_peak_rss
 
 B, S, H, I, L = 16, 128, 128, 4096, 2
 
 
-def status(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
-
-
-def step(convert):
+def setup(convert):
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=64, hidden_size=H, num_hidden_layers=L, num_attention_heads=2,
                                  intermediate_size=I, max_position_embeddings=S, hidden_dropout_prob=0.0,
                                  attention_probs_dropout_prob=0.0))
     if convert:
         fewbit.convert(model, bits=3)
-    ids = torch.randint(0, 64, (B, S))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM := VmRSS
-    before = status("VmRSS")
+    return model, torch.randint(0, 64, (B, S)), torch.optim.SGD(model.parameters(), lr=0.01)
+
+
+def step(state):
+    model, ids, opt = state
     model(ids).last_hidden_state.square().mean().backward()
     opt.step()
-    return status("VmHWM") - before
 
 
-result = {}
-for convert in (False, True):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.write(w, json.dumps(step(convert)).encode())
-        os._exit(0)
-    os.close(w)
-    result["fewbit" if convert else "native"] = json.loads(os.read(r, 100))
-    _, code = os.waitpid(pid, 0)
-    assert code == 0, code
+result = {name: forked_peak_rss(lambda: setup(convert), step) for name, convert in (("native", False), ("fewbit", True))}
 result["gelu_input_bytes"] = L * B * S * I * 4
 print(json.dumps(result))
 """
@@ -121,7 +104,9 @@ def test_fewbit_convert_bert_lowers_peak_rss_of_a_training_step():
     training step's peak should fall by ~2 x 29 MiB (measured: ~53 MiB, 206 -> 153 MiB)."""
     if not os.access("/proc/self/clear_refs", os.W_OK):
         pytest.skip("cannot reset the RSS high-water mark here")
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # for benchmarks.harness
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536",
+           "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     run = subprocess.run([sys.executable, "-c", RSS_SCRIPT], capture_output=True, text=True, timeout=300,
                          env=env)
     assert run.returncode == 0, run.stderr[-3000:]
