@@ -350,23 +350,7 @@ GeluForm gelu_form(const int64_t* pb, const int64_t* pc, const int64_t* pone, in
 }
 
 #if defined(PYOPS_ISA_X86)
-// kNarrow; k: gelu_form's -b, c, one, each n long.  min(|x|, -b) unsigned, for |INT32_MIN| = 2^31;
-// sign_epi32 is sign(x) times.
-template <typename In, bool kStream>
-PYOPS_TARGET_AVX2 void gelu_row_avx2(const In* __restrict in, int64_t* __restrict o, int64_t n,
-                                     const int32_t* __restrict k, const int64_t* pb, const int64_t* pc,
-                                     const int64_t* pone) {
-  const int64_t n8 = n / 8 * 8;
-  for (int64_t i = 0; i < n8; i += 8) {
-    const __m256i x = load8(in + i), nb = load8(k + i);
-    const __m256i m = _mm256_sub_epi32(_mm256_min_epu32(_mm256_abs_epi32(x), nb), nb);
-    const __m256i y = _mm256_sign_epi32(_mm256_add_epi32(_mm256_mullo_epi32(m, m), load8(k + n + i)), x);
-    store_products8<kStream>(o + i, x, _mm256_add_epi32(_mm256_srai_epi32(y, 14), load8(k + 2 * n + i)));
-  }
-  for (int64_t i = n8; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
-}
-
-// kWide: m = min(|x|, -b) + b in int32 lanes as above, then per 4 lanes in int64: y = m^2 + c,
+// kWide: m = min(|x|, -b) + b in int32 lanes as for kNarrow, then per 4 lanes in int64: y = m^2 + c,
 // negated for x < 0 (at x = 0 any f gives 0), y >> 14 as ~(~y >> 14) for y < 0 (AVX2 has no
 // 64-bit arithmetic shift), f = (y >> 14) + one, x f as a 32 x 32 -> 64-bit product (f < 2^31).
 // int32 lanes H * 4 .. H * 4 + 3 of v sign-extended to int64
@@ -389,17 +373,24 @@ PYOPS_TARGET_AVX2 PYOPS_ALWAYS_INLINE void gelu_wide4(int64_t* o, __m256i x, __m
   store32<kStream>(o + 4 * H, _mm256_mul_epi32(widen_half<H>(x), f));
 }
 
-template <typename In, bool kStream>
-PYOPS_TARGET_AVX2 void gelu_row_wide_avx2(const In* __restrict in, int64_t* __restrict o, int64_t n,
-                                          const int32_t* __restrict k, const int64_t* pb, const int64_t* pc,
-                                          const int64_t* pone) {
+// k: gelu_form's -b, c, one, each n long.  m = min(|x|, -b) + b, with min taken unsigned for
+// |INT32_MIN| = 2^31.  kNarrow: all in int32 lanes, sign_epi32 is sign(x) times; kWide: above.
+template <typename In, bool kStream, GeluForm kForm>
+PYOPS_TARGET_AVX2 void gelu_row_avx2(const In* __restrict in, int64_t* __restrict o, int64_t n,
+                                     const int32_t* __restrict k, const int64_t* pb, const int64_t* pc,
+                                     const int64_t* pone) {
   const int64_t n8 = n / 8 * 8;
   for (int64_t i = 0; i < n8; i += 8) {
     const __m256i x = load8(in + i), nb = load8(k + i);
     const __m256i m = _mm256_sub_epi32(_mm256_min_epu32(_mm256_abs_epi32(x), nb), nb);
-    const __m256i neg = _mm256_srai_epi32(x, 31);
-    gelu_wide4<0, kStream>(o + i, x, m, neg, pc + i, pone + i);
-    gelu_wide4<1, kStream>(o + i, x, m, neg, pc + i, pone + i);
+    if constexpr (kForm == GeluForm::kNarrow) {
+      const __m256i y = _mm256_sign_epi32(_mm256_add_epi32(_mm256_mullo_epi32(m, m), load8(k + n + i)), x);
+      store_products8<kStream>(o + i, x, _mm256_add_epi32(_mm256_srai_epi32(y, 14), load8(k + 2 * n + i)));
+    } else {
+      const __m256i neg = _mm256_srai_epi32(x, 31);
+      gelu_wide4<0, kStream>(o + i, x, m, neg, pc + i, pone + i);
+      gelu_wide4<1, kStream>(o + i, x, m, neg, pc + i, pone + i);
+    }
   }
   for (int64_t i = n8; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
 }
@@ -431,11 +422,11 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
     for_rows<scalar_t, int64_t>(x, out, [&](const scalar_t* in, int64_t* o, int64_t n) {
 #if defined(PYOPS_ISA_X86)
       if (form == GeluForm::kNarrow)
-        return (stream ? &gelu_row_avx2<scalar_t, true> : &gelu_row_avx2<scalar_t, false>)(in, o, n, k32.data(), pb,
-                                                                                          pc, pone);
+        return (stream ? &gelu_row_avx2<scalar_t, true, GeluForm::kNarrow>
+                       : &gelu_row_avx2<scalar_t, false, GeluForm::kNarrow>)(in, o, n, k32.data(), pb, pc, pone);
       if (form == GeluForm::kWide)
-        return (stream ? &gelu_row_wide_avx2<scalar_t, true> : &gelu_row_wide_avx2<scalar_t, false>)(
-            in, o, n, k32.data(), pb, pc, pone);
+        return (stream ? &gelu_row_avx2<scalar_t, true, GeluForm::kWide>
+                       : &gelu_row_avx2<scalar_t, false, GeluForm::kWide>)(in, o, n, k32.data(), pb, pc, pone);
 #endif
       if (tabulate) return gelu_row_table(in, o, n, table.data(), (int32_t)pb[0]);
       for (int64_t i = 0; i < n; ++i) o[i] = io::ibert_gelu(in[i], pb[i], pc[i], pone[i]);
