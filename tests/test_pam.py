@@ -123,12 +123,17 @@ def test_bmm_matches_reference(backend, dtype):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bmm_extreme_and_nonfinite_values(backend):
     """Elements of A whose products could leave the normal range take the exact scalar path."""
-    a = torch.randn(1, 9, 11)
-    b = torch.randn(1, 11, 7)
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(1, 9, 11, generator=g)
+    b = torch.randn(1, 11, 7, generator=g)
     a[0, 2, 3], a[0, 4, 5], b[0, 1, 1] = 1e37, 1e-37, 1e30
     want = ref.bmm(a, b)
     got = run_backend(backend, ops.pam_bmm, _triton("bmm"), a, b)
-    assert_same(got, want, exact=False, rtol=1e-5, atol=0)
+    if backend == "cpu":  # same k order as the reference: bit-exact
+        assert_same(got, want)
+    else:  # Triton sums k-slices as a tree: within the reordering bound K eps sum_k |PAM(a, b)|
+        bound = ref.bmm(a.abs(), b.abs()) * (a.shape[-1] * 2.0 ** -24)
+        assert ((got - want).abs() <= bound).all(), ((got - want).abs() - bound).max()
     b[0, 3, 0] = INF
     want = ref.bmm(a, b)
     got = run_backend(backend, ops.pam_bmm, _triton("bmm"), a, b)
