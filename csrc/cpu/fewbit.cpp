@@ -97,7 +97,7 @@ PYOPS_TARGET_AVX2 int64_t block_encode_avx2(const float* __restrict x, int64_t l
 
 void block_codes(const float* x, int64_t len, const float* borders, int n_borders, uint8_t* codes) {
 #if defined(__x86_64__)
-  if (isa::active() >= isa::kAvx2) return block_codes_avx2(x, len, borders, n_borders, codes);
+  if (isa::avx2()) return block_codes_avx2(x, len, borders, n_borders, codes);
 #endif
   block_codes_generic(x, len, borders, n_borders, codes);
 }
@@ -135,7 +135,7 @@ auto with_bits(int bits, Fn fn) {  // fn(BITS as a compile-time constant)
 void encode_floats(const float* xb, int64_t base, int64_t len, const float* borders, int n_borders, uint8_t* out,
                    int64_t n_bytes, int bits) {
 #if defined(__x86_64__)
-  if (isa::active() >= isa::kAvx2) {
+  if (isa::avx2()) {
     // full groups straight from registers; whatever remains goes the general way below
     const int64_t done = with_bits(bits, [&](auto b) {
       return block_encode_avx2<b()>(xb, len, borders, n_borders, out + base / 8 * bits, len / 8 * bits);
@@ -325,7 +325,7 @@ Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_
         int64_t from = lo;
 #if defined(__x86_64__)
         if constexpr ((std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, at::BFloat16>) && b() <= 3) {
-          if (isa::active() >= isa::kAvx2) from = backward_lut_avx2<b(), scalar_t>(pc, lo, hi, n, n_bytes, pg, lv, po);
+          if (isa::avx2()) from = backward_lut_avx2<b(), scalar_t>(pc, lo, hi, n, n_bytes, pg, lv, po);
         }
 #endif
         backward_groups<b(), scalar_t, acc_t>(pc, from, hi, n, n_bytes, pg, lv, po);

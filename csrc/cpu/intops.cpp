@@ -65,15 +65,6 @@ void for_rows(const Tensor& x, Tensor& out, RowFn row_fn, bool stream = false) {
                      AT_DISPATCH_CASE(at::kShort, __VA_ARGS__) \
                      AT_DISPATCH_CASE(at::kInt, __VA_ARGS__))
 
-// True when the active ISA level runs the AVX2 kernels (AVX2 or AVX-512).
-bool use_avx2() {
-#if defined(PYOPS_ISA_X86)
-  return isa::active() >= isa::kAvx2;
-#else
-  return false;
-#endif
-}
-
 #if defined(PYOPS_ISA_X86)
 // 8 elements as int32 lanes
 template <typename In>
@@ -241,7 +232,7 @@ Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t outpu
   std::vector<uint32_t> table(span);
   for (int64_t d = 0; d < live; ++d) table[d] = (uint32_t)e_of(d);
   const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
-  const bool vec = use_avx2(), stream = vec && stream_rows(out);
+  const bool vec = isa::avx2(), stream = vec && stream_rows(out);
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_softmax", [&] {
     const scalar_t* px = x.const_data_ptr<scalar_t>();
     int32_t* po = out.mutable_data_ptr<int32_t>();
@@ -409,7 +400,7 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
                 *pone = one.const_data_ptr<int64_t>();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
   std::vector<int32_t> k32;
-  const GeluForm form = use_avx2() ? gelu_form(pb, pc, pone, channels, k32) : GeluForm::kScalar;
+  const GeluForm form = isa::avx2() ? gelu_form(pb, pc, pone, channels, k32) : GeluForm::kScalar;
   const bool vec = form != GeluForm::kScalar, stream = vec && stream_rows(out);
   bool tabulate = !vec && b_.size(0) == 1 && channels > 0 && -2 * pb[0] + 1 <= kMaxGeluTable;
   std::vector<int32_t> table(tabulate ? -2 * pb[0] + 1 : 0);
@@ -455,7 +446,7 @@ Tensor shiftgelu(const Tensor& x_, int64_t x0, int64_t output_bits) {
     const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
     const int8_t* px = x.const_data_ptr<int8_t>();
     int64_t* po = out.mutable_data_ptr<int64_t>();
-    const bool vec = use_avx2(), stream = vec && stream_rows(out);
+    const bool vec = isa::avx2(), stream = vec && stream_rows(out);
     auto row = &shiftgelu_row_scalar;
     auto row_max = &row_max_scalar<int8_t>;
 #if defined(PYOPS_ISA_X86)
@@ -622,7 +613,7 @@ Tensor layernorm(const Tensor& x_, const Tensor& bias_, int64_t shift, c10::stri
   const Tensor x = x_.contiguous(), bias = channel_constant("intops_layernorm", "bias_int", bias_, n);
   const int64_t* pbias = bias.const_data_ptr<int64_t>();
   Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
-  const bool vec = use_avx2(), stream = vec && stream_rows(out);
+  const bool vec = isa::avx2(), stream = vec && stream_rows(out);
   const int64_t limit = io::layernorm_shift_limit(n);
   std::vector<int32_t> bias32(vec ? n : 0);
   for (int64_t i = 0; i < (int64_t)bias32.size(); ++i) bias32[i] = (int32_t)(uint32_t)pbias[i];
@@ -776,7 +767,7 @@ Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t 
   for (int64_t j = 1; j < channels && uniform; ++j) uniform = pm[j] == pm[0] && pe[j] == pe[0];
   const int64_t c8 = channels / 8 * 8;
   std::vector<int64_t> blocks;
-  if (use_avx2()) {
+  if (isa::avx2()) {
     RqConst c;
     if (uniform && rq_constants(pm[0], pe[0], lo, hi, c)) {
       blocks = {c.m, c.bias, c.shift, c.pshift, c.lo, c.hi, c.k};

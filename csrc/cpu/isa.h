@@ -18,6 +18,9 @@ void set_active(Level);   // capped at detected()
 const char* name(Level);  // "scalar", "avx2", "avx512"
 bool parse(const char* s, Level* out);
 
+// Whether AVX2 code runs: at the AVX2 level, and at AVX-512 for kernels without an AVX-512 copy.
+inline bool avx2() { return active() >= kAvx2; }
+
 }  // namespace pyops::isa
 
 #define PYOPS_ALWAYS_INLINE inline __attribute__((always_inline))

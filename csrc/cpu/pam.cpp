@@ -133,6 +133,9 @@ constexpr int64_t kKBlock = 512;     // k per pass: a panel's slice (32 KiB) sta
 typedef int32_t vint __attribute__((vector_size(kNR * 4)));
 typedef float vfloat __attribute__((vector_size(kNR * 4)));
 
+// Rows per micro-tile on each ISA (see the tiles below).
+constexpr int kMrAvx512 = 8, kMrAvx2 = 6, kMrScalar = 2;
+
 // Micro-tile: c[MR rows, row stride ldc][kNR] (+)= sum_k PAM(a[k][r], panel[k]) over one
 // k block, starting from zero when `first`.  A is packed [k][MR] as A - bias; a_mask
 // zeroes the lanes of skipped A elements (zero or unsafe).  The masks are template
@@ -168,12 +171,10 @@ struct GenericTile {
 // AVX2 by intrinsics: GCC lowers the 64-byte vectors above to stack traffic
 // when only 32-byte registers exist.  6 rows x 2 ymm = 12 accumulators, plus the
 // panel row and a broadcast, fill the 16 registers.
-constexpr int kMrAvx2 = 6;
 struct Avx2Tile {
   template <bool kMaskB, bool kMaskA>
-  PYOPS_TARGET_AVX2 static void run(int64_t K, const int32_t* a_add, const int32_t* a_mask,
-                                                        const int32_t* panel, const int32_t* panel_mask, float* c,
-                                                        int64_t ldc, bool first) {
+  PYOPS_TARGET_AVX2 static void run(int64_t K, const int32_t* a_add, const int32_t* a_mask, const int32_t* panel,
+                                    const int32_t* panel_mask, float* c, int64_t ldc, bool first) {
     __m256 acc[kMrAvx2][2];
 #pragma GCC unroll 6
     for (int r = 0; r < kMrAvx2; ++r) {
@@ -258,24 +259,26 @@ PYOPS_ALWAYS_INLINE void run_unit_any(const Unit& u, bool mask_b, bool mask_a) {
 
 using UnitKernel = void (*)(const Unit&, bool, bool);
 #if defined(PYOPS_ISA_X86)
-PYOPS_TARGET_AVX512 void unit_avx512(const Unit& u, bool mb, bool ma) { run_unit_any<8, GenericTile<8>>(u, mb, ma); }
+PYOPS_TARGET_AVX512 void unit_avx512(const Unit& u, bool mb, bool ma) {
+  run_unit_any<kMrAvx512, GenericTile<kMrAvx512>>(u, mb, ma);
+}
 PYOPS_TARGET_AVX2 void unit_avx2(const Unit& u, bool mb, bool ma) { run_unit_any<kMrAvx2, Avx2Tile>(u, mb, ma); }
 #endif
-void unit_scalar(const Unit& u, bool mb, bool ma) { run_unit_any<2, GenericTile<2>>(u, mb, ma); }
+void unit_scalar(const Unit& u, bool mb, bool ma) { run_unit_any<kMrScalar, GenericTile<kMrScalar>>(u, mb, ma); }
 
 // The active ISA's unit kernel and its rows per tile.
 std::pair<UnitKernel, int> unit_kernel() {
 #if defined(PYOPS_ISA_X86)
   switch (isa::active()) {
     case isa::kAvx512:
-      return {unit_avx512, 8};
+      return {unit_avx512, kMrAvx512};
     case isa::kAvx2:
       return {unit_avx2, kMrAvx2};
     default:
       break;
   }
 #endif
-  return {unit_scalar, 2};
+  return {unit_scalar, kMrScalar};
 }
 
 // Returns false, computing nothing, when an operand holds inf or NaN.
@@ -357,9 +360,10 @@ bool matmul_f32_fast(const float* A, const float* B, float* C, int64_t M, int64_
           const uint32_t u = f32_bits(row[k]);
           const uint32_t e = (u >> 23) & 0xFF;
           aa[k * MR] = (int32_t)(u - bias);
+          const bool s = skipped(u);
           special |= e == 0xFF;
-          skip |= skipped(u);
-          unsafe |= e != 0 && !all_zero_b && skipped(u);
+          skip |= s;
+          unsafe |= s && e != 0 && !all_zero_b;  // skipped for its range, not for being zero
         }
         row_special[i] = special != 0;
         row_skips[i] = skip != 0;

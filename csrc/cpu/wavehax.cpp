@@ -339,13 +339,12 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
   const Tensor gamma = norm_weight.contiguous(), beta = norm_bias.contiguous();
   std::vector<int64_t> tix((size_t)(Tn + KT - 1));
   for (int64_t u = 0; u < Tn + KT - 1; ++u) tix[u] = wh::reflect(u - KT / 2, Tn) * C;
-  const bool cpu_avx2 = isa::active() >= isa::kAvx2;  // the AVX-512 level runs the AVX2 kernels too
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), op, [&] {
     const Block<scalar_t> a{x.const_data_ptr<scalar_t>(), dw.const_data_ptr<scalar_t>(),
                             w1t.const_data_ptr<scalar_t>(), b1.const_data_ptr<scalar_t>(),
                             w2t.const_data_ptr<scalar_t>(), b2.const_data_ptr<scalar_t>(),
                             x.size(0), x.size(1), Tn, C, H, KF, KT, tix.data()};
-    const bool avx2 = cpu_avx2 && std::is_same_v<scalar_t, float> && C % 8 == 0 && H % 8 == 0;
+    const bool avx2 = isa::avx2() && std::is_same_v<scalar_t, float> && C % 8 == 0 && H % 8 == 0;
     block_impl<scalar_t>(a, framewise, eps, gamma.const_data_ptr<scalar_t>(), beta.const_data_ptr<scalar_t>(),
                          h.mutable_data_ptr<scalar_t>(), avx2);
   });
