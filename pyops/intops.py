@@ -378,16 +378,25 @@ def _exact_fp32_matmul() -> bool:
     return torch.get_float32_matmul_precision() == "highest" and getattr(mkldnn, "fp32_precision", "none") in ("none", "ieee")
 
 
+def _fast_cpu_int_mm() -> bool:
+    """This torch's CPU ``_int_mm`` runs oneDNN's int8 GEMM (VNNI: ~9x the fp32 GEMM at BERT's shapes)
+    only when the CPU has AVX512-VNNI and oneDNN is enabled; otherwise it is a scalar loop (~50x slower
+    than the fp32 GEMM). The same condition as torch's own dispatch."""
+    vnni = getattr(torch.cpu, "_is_vnni_supported", None)
+    return bool(vnni is not None and vnni() and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
 def _int_addmm(x: torch.Tensor, w_q: torch.Tensor, w_f: torch.Tensor, w_abs_rowsum: float,
                b: Optional[torch.Tensor], int_mm: Optional[bool] = None) -> torch.Tensor:
     """x w^T + b exactly, for x (M, K) float32 of integers, w_q (N, K) integer weights (w_f: the same as
     float32), b (N,) float32 of integers; returned as float32 (x's dtype), the interface's.
 
-    * ``torch._int_mm`` (int8 x int8 -> int32 accumulator) on CUDA when x fits int8, the sums fit int32 and
-      its shape rules hold (M > 16, K and N multiples of 8); ``int_mm=True`` forces it (any device).
+    * ``torch._int_mm`` (int8 x int8 -> int32 accumulator) when x fits int8 and the sums fit int32, on CUDA
+      where its shape rules hold (M > 16, K and N multiples of 8) and on CPUs with AVX512-VNNI (see
+      ``_fast_cpu_int_mm``); ``int_mm=True`` forces it (any device), ``False`` forbids it.
     * else an fp32 GEMM when max|x| max_n sum_k |w_nk| + max|b| < 2^24: every partial sum is then an integer
       that fp32 holds exactly, in any summation order, so the result is the integer GEMM's to the bit at
-      fp32 GEMM speed (this CPU build's ``_int_mm`` is a scalar loop, ~50x slower than the fp32 GEMM);
+      fp32 GEMM speed;
     * else fp64 (exact below 2^53), else int64.
     """
     if x.numel():
@@ -399,10 +408,13 @@ def _int_addmm(x: torch.Tensor, w_q: torch.Tensor, w_f: torch.Tensor, w_abs_rows
     bound = max(-lo, hi) * w_abs_rowsum + bmax
     m_rows, k = x.shape
     if int_mm is None:
-        int_mm = x.is_cuda and m_rows > 16 and k % 8 == 0 and w_q.shape[0] % 8 == 0
+        int_mm = (m_rows > 16 and k % 8 == 0 and w_q.shape[0] % 8 == 0) if x.is_cuda else (
+            x.device.type == "cpu" and _fast_cpu_int_mm())
     if int_mm and w_q.dtype == torch.int8 and lo >= -128 and hi <= 127 and bound < 2 ** 31:
         acc = torch._int_mm(x.to(torch.int8), w_q.t())
-        return (acc if b is None else acc + b.to(torch.int32)).to(x.dtype)
+        if b is not None:
+            acc += b.to(torch.int32)
+        return acc.to(x.dtype)
     if bound < 2 ** 24 and _exact_fp32_matmul() and x.dtype == torch.float32:
         return torch.addmm(b, x, w_f.t()) if b is not None else x @ w_f.t()
     if bound < 2 ** 53:

@@ -172,7 +172,7 @@ def test_quant_linear_is_an_exact_integer_gemm(per_channel):
 
 def test_int_addmm_every_route_is_exact():
     """The exact integer GEMM behind QuantLinear: the fp32 route while its bound holds, torch._int_mm
-    (forced here; CUDA picks it), fp64, int64, and fp64 again when fp32 matmuls may use bf16."""
+    (forced here; CUDA and AVX512-VNNI CPUs pick it), fp64, int64, and fp64 again when fp32 matmuls may use bf16."""
     g = torch.Generator().manual_seed(0)
     x = torch.randint(-128, 128, (19, 40), generator=g).float()
     w = torch.randint(-127, 127, (24, 40), generator=g, dtype=torch.int8)
@@ -181,6 +181,12 @@ def test_int_addmm_every_route_is_exact():
     want = x.long() @ w.long().T + b.long()
     assert torch.equal(intops._int_addmm(x, w, w.float(), rowsum, b).long(), want)
     assert torch.equal(intops._int_addmm(x, w, w.float(), rowsum, b, int_mm=True).long(), want)
+    assert torch.equal(intops._int_addmm(x, w, w.float(), rowsum, b, int_mm=False).long(), want)
+    # int8's extremes through torch._int_mm (oneDNN's VNNI kernel shifts x to uint8 and corrects)
+    lo = torch.full((19, 40), -128.0)
+    wlo = torch.full((24, 40), -128, dtype=torch.int8)
+    assert torch.equal(intops._int_addmm(lo, wlo, wlo.float(), 128.0 * 40, None, int_mm=True).long(),
+                       torch.full((19, 24), 128 * 128 * 40))
     assert torch.equal(intops._int_addmm(x, w, w.float(), rowsum, None).long(), want - b.long())
     # past the fp32 bound (|x| sum |w| + |b| >= 2^24) fp64, past 2^53 int64: the exact integers, rounded
     # once to x's dtype (the interface's), where an fp32 GEMM would accumulate rounding errors
@@ -558,3 +564,27 @@ def test_converted_model_calibrates_like_hf():
     for key in a:
         if key.endswith(("x_min", "x_max", "act_scaling_factor", "shift")):
             torch.testing.assert_close(b[key].double(), a[key].double(), rtol=1e-3, atol=0, msg=key)
+
+
+def test_quantlinear_cpu_int_mm_route_is_chosen_by_vnni(monkeypatch):
+    """On the CPU QuantLinear takes torch._int_mm exactly where it is oneDNN's VNNI kernel (torch's own
+    condition), the exact fp32 GEMM elsewhere; both give the same integers."""
+    vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)()
+    assert intops._fast_cpu_int_mm() == (vnni and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+    calls = []
+    real = torch._int_mm
+    monkeypatch.setattr(torch, "_int_mm", lambda a, b: calls.append(a.shape) or real(a, b))
+    g = torch.Generator().manual_seed(3)
+    lin = intops.QuantLinear(32, 24, quant_mode=True, per_channel=True)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(24, 32, generator=g))
+        lin.bias.copy_(torch.randn(24, generator=g))
+    s_in = torch.tensor([0.05])
+    x = torch.randint(-127, 127, (5, 7, 32), generator=g).float() * s_in
+    outs = {}
+    for fast in (True, False):
+        monkeypatch.setattr(intops, "_fast_cpu_int_mm", lambda fast=fast: fast)
+        calls.clear()
+        outs[fast] = lin(x, s_in)[0]
+        assert bool(calls) == fast
+    assert torch.equal(outs[True], outs[False])
