@@ -3,8 +3,8 @@
     python -m benchmarks [--quick] [--only pam,fewbit] [--device cpu|cuda] [--threads 1,2] [--isa avx512,avx2]
                          [--out DIR]
 
-First measures the machine's own limits (STREAM-style copy and triad bandwidth, fp32 matmul peak; on
-the CPU at 1 thread and at all cores) and prints them; then times every row, on the CPU once per
+First measures the machine's own limits (STREAM-style copy and triad bandwidth, an fp32 matmul, and on
+the CPU the FMA peak of each instruction set pyops' kernels have; on the CPU at 1 thread and at all cores) and prints them; then times every row, on the CPU once per
 thread count with ours and the baselines at the same count, and once per instruction set of pyops' CPU
 kernels that --isa names (default: the widest this CPU has; levels it lacks are skipped), printing each
 row as it comes (ratio to each baseline, roofline fraction); then prints one table (also: which side scales better from 1 to

@@ -1,8 +1,8 @@
 """Timing, machine limits, rows and reporting shared by every bench_<family>.py.
 
 A bench module exposes ``cases(device, quick) -> list[Case]``.  ``python -m benchmarks`` first
-measures the machine's own limits (:func:`measure_limits`: STREAM-style copy and triad bandwidth
-and an fp32 matmul peak, at 1 thread and at all cores), then runs every case, on the CPU once per
+measures the machine's own limits (:func:`measure_limits`: STREAM-style copy and triad bandwidth,
+an fp32 matmul and, on the CPU, the FMA peak per instruction set, at 1 thread and at all cores), then runs every case, on the CPU once per
 thread count (the harness sets ``torch.set_num_threads`` before the case builds and times its
 calls, ours and the baselines alike), and turns each into one or more :class:`Row`: our number and
 each baseline's, measured side by side in the same process.
@@ -12,7 +12,8 @@ roofline:
   * ``bytes``: the least memory traffic the problem needs (inputs read once, outputs written once):
     a memory-bound row, whose fraction is (bytes / time) / measured bandwidth;
   * ``flops``: arithmetic operations, 2 per multiply-add (for PAM one integer add + one float add
-    per multiply-accumulate): a compute-bound row, whose fraction is (flops / time) / measured peak.
+    per multiply-accumulate): a compute-bound row, whose fraction is (flops / time) / measured peak
+    (on the CPU the FMA peak of the ISA the row's kernels ran; a baseline's, the widest ISA's).
 A baseline doing the same work gets the same fraction; ``baseline_work`` overrides the count for a
 baseline whose algorithm does other work (None: not counted).
 """
@@ -86,7 +87,8 @@ class Row:
         value, _ = self.throughput(baseline)
         if limits is None or math.isnan(value):
             return math.nan
-        roof = limits.peak_gflops(self.threads) if self.bound == "compute" else limits.bandwidth(self.threads)
+        roof = (limits.peak_gflops(self.threads, self.isa if baseline is None else "") if self.bound == "compute"
+                else limits.bandwidth(self.threads))
         return value / roof if roof else math.nan
 
     @property
@@ -266,20 +268,29 @@ class Limits:
     method: str
     seconds: float
     spec_gbps: Optional[float] = None  # GPU: memory clock x bus width, when known
+    # CPU: GFLOP/s of fp32 multiply-add chains in registers per (pyops ISA level, threads); the compute roof
+    fma: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def bandwidth(self, threads: int) -> float:
         """The bandwidth memory-bound rows divide by: the better of copy and triad at that count."""
         return max(self.copy.get(threads, 0.0), self.triad.get(threads, 0.0))
 
-    def peak_gflops(self, threads: int) -> float:
+    def peak_gflops(self, threads: int, isa: str = "") -> float:
+        """The compute roof: the FMA peak of ``isa`` (the widest measured when "", as for baselines, whose
+        ISA is their library's) at that thread count; without FMA peaks (GPU) the fp32 matmul's."""
+        if self.fma:
+            if (isa, threads) not in self.fma:
+                isa = next((i for i in _ISA_ORDER if (i, threads) in self.fma), "")
+            return self.fma.get((isa, threads), 0.0)
         return self.peak.get(threads, 0.0)
 
     def lines(self) -> list[str]:
         out = [f"machine limits, measured in this run ({self.seconds:.1f} s): {self.device}; ISA {self.isa}"]
         for t in sorted(self.copy):
             who = "GPU" if t == 0 else f"{t} thread{'s' if t > 1 else ''}"
+            fma = ", ".join(f"{i} {self.fma[(i, t)]:.1f}" for i in _ISA_ORDER if (i, t) in self.fma)
             out.append(f"  {who:>10}: copy {self.copy[t]:.1f} GB/s, triad {self.triad[t]:.1f} GB/s, "
-                       f"fp32 matmul {self.peak[t]:.1f} GFLOP/s")
+                       f"fp32 matmul {self.peak[t]:.1f} GFLOP/s" + (f"; FMA peak (GFLOP/s) {fma}" if fma else ""))
         if self.spec_gbps:
             out.append(f"  GPU memory clock x bus width: {self.spec_gbps:.0f} GB/s")
         out.append(f"  ({self.method})")
@@ -287,6 +298,27 @@ class Limits:
 
     def describe(self) -> str:
         return "\n".join(self.lines())
+
+
+_ISA_ORDER = ("avx512", "avx2", "scalar")  # widest first
+
+
+def _fma_peaks(counts: list[int], seconds: float) -> dict[tuple[str, int], float]:
+    """GFLOP/s of pyops' FMA chains (``_C.fma_flops``) per ISA level the CPU has and thread count."""
+    from pyops import _library
+
+    C = _library._C
+    if C is None or not hasattr(C, "fma_flops"):
+        return {}
+    top = _ISA_ORDER.index(C.cpu_isa_detected())
+    out = {}
+    for isa in _ISA_ORDER[top:]:
+        for t in counts:
+            iterations = 1_000_000  # ~1-10 ms a call
+            flops = C.fma_flops(isa, t, iterations)
+            out[(isa, t)] = flops / (time_ms(lambda: C.fma_flops(isa, t, iterations), torch.device("cpu"),
+                                             seconds, repeats=5) * 1e6)
+    return out
 
 
 def _cpu_limits(counts: list[int], stream_mib: int, matmul_n: int) -> tuple[dict, dict, dict]:
@@ -342,12 +374,14 @@ def measure_limits(device: torch.device, counts: Optional[list[int]] = None, str
                       time.perf_counter() - t0, spec)
     counts = counts or thread_counts(device)
     copy, triad, peak = _cpu_limits(counts, stream_mib, matmul_n)
+    fma = _fma_peaks(counts, 0.25 if matmul_n < 1024 else 1.0)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     method = (f"copy/triad: {stream_mib} MiB fp32 arrays, STREAM byte counts; "
-              f"peak: torch.mm {matmul_n}^3 fp32, "
-              "2 flops per multiply-add; each the best of 5 medians")
+              f"fp32 matmul: torch.mm {matmul_n}^3; FMA peak, the compute roof (of each row's ISA; the widest "
+              "for baselines): 12 independent multiply-add chains in registers per thread (SSE2 multiply + "
+              "add at scalar), 2 flops per multiply-add; each the best of 5 medians")
     return Limits(f"cpu, {cores} cores usable, torch threads {all_cores()}", cpu_isa(), copy, triad, peak,
-                  method, time.perf_counter() - t0)
+                  method, time.perf_counter() - t0, fma=fma)
 
 
 def thread_counts(device: torch.device) -> list[int]:
@@ -511,7 +545,8 @@ CSV_COLUMNS = ["family", "op", "shape", "dtype", "size", "size_unit", "isa", "th
 
 def write_csv(rows: list[Row], path: str, limits: Optional[Limits] = None) -> None:
     """One line per (row, baseline) (one with an empty baseline for a row without any), CSV_COLUMNS.
-    ``roof`` is the limit the roofline fractions divide by (GB/s or GFLOP/s at the row's thread count)."""
+    ``roof`` is the limit ours' roofline fraction divides by (GB/s, or the FMA peak GFLOP/s of the row's ISA,
+    at the row's thread count; a baseline's compute fraction divides by the widest ISA's)."""
     scale = scaling(rows)
     g = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}"  # noqa: E731
     with open(path, "w", newline="") as f:
@@ -522,7 +557,7 @@ def write_csv(rows: list[Row], path: str, limits: Optional[Limits] = None) -> No
             ours_su, theirs_su = scale.get(id(r), (math.nan, {}))
             roof = math.nan
             if limits is not None and r.bound:
-                roof = limits.peak_gflops(r.threads) if r.bound == "compute" else limits.bandwidth(r.threads)
+                roof = limits.peak_gflops(r.threads, r.isa) if r.bound == "compute" else limits.bandwidth(r.threads)
             for name in list(r.baselines) or [""]:
                 su_b = theirs_su.get(name, math.nan)
                 w.writerow([r.family, r.op, r.shape, r.dtype, g(r.size), r.size_unit, r.isa, r.threads, r.unit,

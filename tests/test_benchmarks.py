@@ -14,6 +14,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root: benchmarks/
 
 from benchmarks import harness  # noqa: E402 (after the path)
+from pyops import _library  # noqa: E402
 from benchmarks.baselines import wavehax_official  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -43,6 +44,15 @@ def test_limits_are_measured_and_finite(fast):
     text = limits.describe()
     assert "copy" in text and "triad" in text and "GFLOP/s" in text and "ISA" in text
     assert limits.seconds < 20
+    # the compute roof: an FMA peak for every ISA level the CPU has, at every count, each row's own
+    widest = _library._C.cpu_isa_detected()
+    levels = _library.CPU_ISAS[:_library.CPU_ISAS.index(widest) + 1]
+    assert set(limits.fma) == {(i, t) for i in levels for t in counts}
+    for (isa, t), value in limits.fma.items():
+        assert math.isfinite(value) and value > 0 and limits.peak_gflops(t, isa) == value
+        assert f"{isa} {value:.1f}" in text
+    for t in counts:  # baselines ("" : their library's ISA) are held to the widest level's peak
+        assert limits.peak_gflops(t) == limits.fma[(widest, t)]
 
 
 def test_rows_report_roofline_and_scaling(fast, tmp_path):

@@ -18,6 +18,11 @@ void set_active(Level);   // capped at detected()
 const char* name(Level);  // "scalar", "avx2", "avx512"
 bool parse(const char* s, Level* out);
 
+// Peak fp32 multiply-add throughput at a level (at most detected()), for the benchmarks' roofline:
+// `threads` threads each run `iterations` rounds of independent multiply-add chains in registers, no
+// memory traffic. Returns the flops done (2 per lane per multiply-add).
+double fma_flops(Level level, int threads, long iterations);
+
 // Whether AVX2 code runs: at the AVX2 level, and at AVX-512 for kernels without an AVX-512 copy.
 inline bool avx2() { return active() >= kAvx2; }
 
