@@ -2,17 +2,15 @@
 // transposed to [position][lane] so that every operation is a SIMD instruction over channels, and
 // everything between the inputs and the output (spectra, products, the output accumulator) stays
 // in L1/L2.  One copy per ISA level (isa.h), picked per call:
-//  - AVX-512: one cache line of channels per block, the node pairs one by one through
-//    csrc/include/pyops/gaunt.h (the CUDA kernel's code).
-//  - AVX2 and the baseline: the same math with the node pairs in groups and the loops blocked for
-//    registers (blocked_rows below), on 32- and 16-byte vectors: 64-byte GCC vectors compile to
-//    stack traffic without AVX-512.
+//  - every level runs the same math with the node pairs in groups and the loops blocked for
+//    registers (blocked_rows below), on 64-, 32- and 16-byte vectors (AVX-512, AVX2, baseline); the
+//    node-pair-at-a-time form of csrc/include/pyops/gaunt.h (the CUDA kernel's) was 1.5-1.8x slower
+//    on AVX-512 (Zen 5, lmax 8-16).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -51,7 +49,7 @@ struct Job {
   const T* w;  // [K]
   int64_t K;
   T* out;
-  // blocked_rows only: the node pairs in groups [k0[g], k0[g + 1]), each group's Legendre table
+  // the node pairs in groups [k0[g], k0[g + 1]), each group's Legendre table
   // node fastest, P[k0 Dp + i n + k] = s_m p_i(z_(k0 + k)) (Dp positions, n the group's size, s_m the
   // spectra's factors), and the projection's factors Q[i K + k] = w_k g_m p_i(z_k)
   const int* k0;
@@ -149,43 +147,7 @@ PYOPS_ALWAYS_INLINE void scatter(const V* buf, int D, int64_t r0, int64_t n, T* 
     for (int i = i0; i < D; ++i) out[(r0 + c) * D + i] = buf[i * CB + c / W][c % W];
 }
 
-// ---------------------------------------------------------------- AVX-512: node pair by node pair
-template <typename T>
-using Lane = typename VecOf<T, 64>::type;  // one cache line of channels: 16 float or 8 double lanes
-
-// One block of rows [r0, r0 + n), n <= C: gather (transpose to [position][lane]), all node pairs,
-// scatter.  buf holds D1 + D2 + Dout + scratch lanes.
-template <typename T, int C = 64 / sizeof(T)>
-PYOPS_ALWAYS_INLINE void rows(const T* x1, int64_t s10, int64_t s11, const T* x2, int64_t s20, int64_t s21, int L1,
-                              int L2, int lo, const T* table, int64_t st, const T* w, int64_t K, int64_t r0, int64_t n,
-                              Lane<T>* buf, T* out) {
-  const int D1 = (L1 + 1) * (L1 + 1), D2 = (L2 + 1) * (L2 + 1), Do = (lo + 1) * (lo + 1);
-  Lane<T> *a = buf, *b = a + D1, *acc = b + D2, *scratch = acc + Do;
-  for (int i = 0; i < D1; ++i)
-    for (int c = 0; c < C; ++c) a[i][c] = c < n ? x1[(r0 + c) * s10 + i * s11] : T(0);
-  for (int i = 0; i < D2; ++i)
-    for (int c = 0; c < C; ++c) b[i][c] = c < n ? x2[(r0 + c) * s20 + i * s21] : T(0);
-  std::fill(acc, acc + Do, Lane<T>{});
-  for (int64_t k = 0; k < K; ++k) gaunt::node_pair(a, L1, b, L2, lo, table + k * st, w[k], scratch, acc);
-  for (int64_t c = 0; c < n; ++c)
-    for (int i = 0; i < Do; ++i) out[(r0 + c) * Do + i] = acc[i][c];
-}
-
-#if defined(PYOPS_ISA_X86)
-// rows [r0, r1)
-template <typename T>
-PYOPS_TARGET_AVX512 void rows_avx512(const Job<T>& j, int64_t r0, int64_t r1) {
-  constexpr int64_t C = 64 / sizeof(T);
-  const int64_t lanes = (j.L1 + 1) * (j.L1 + 1) + (j.L2 + 1) * (j.L2 + 1) + (j.lo + 1) * (j.lo + 1) +
-                        gaunt::scratch_size(j.L1, j.L2, j.lo);
-  const BufPtr buf = zeroed_buffer(lanes * 64);
-  for (int64_t r = r0; r < r1; r += C)
-    rows<T>(j.x1, j.s10, j.s11, j.x2, j.s20, j.s21, j.L1, j.L2, j.lo, j.table, j.st, j.w, j.K, r,
-            std::min(C, r1 - r), static_cast<Lane<T>*>(buf.get()), j.out);
-}
-#endif
-
-// ---------------------------------------------------------------- AVX2 and baseline: blocked
+// ---------------------------------------------------------------- blocked rows, every ISA
 // A block is CB vectors V of W channels; a "slot" of an array holds one value for all of them
 // (CB consecutive V).  Node pairs go in groups of up to NK: the Legendre sums of a group share each
 // input load.  Per node pair the convolution makes NB outputs at a time, each complex product term
@@ -444,6 +406,10 @@ PYOPS_ALWAYS_INLINE void blocked_rows(const Job<T>& j, int64_t r0, int64_t r1) {
 
 #if defined(PYOPS_ISA_X86)
 template <typename T>
+PYOPS_TARGET_AVX512 void rows_avx512(const Job<T>& j, int64_t r0, int64_t r1) {
+  blocked_rows<T, typename VecOf<T, 64>::type>(j, r0, r1);
+}
+template <typename T>
 PYOPS_TARGET_AVX2 void rows_avx2(const Job<T>& j, int64_t r0, int64_t r1) {
   blocked_rows<T, typename VecOf<T, 32>::type>(j, r0, r1);
 }
@@ -464,41 +430,39 @@ void run(const Tensor& x1, const Tensor& x2, const Tensor& table, const Tensor& 
   using V16 = typename VecOf<T, 16>::type;
   void (*rows_of)(const Job<T>&, int64_t, int64_t) = rows_scalar<T>;
   int64_t block = Tile<V16>::CB * sizeof(V16) / sizeof(T), nk = Tile<V16>::NK;  // rows per block, nodes per group
-  bool blocked = true;
 #if defined(PYOPS_ISA_X86)
   using V32 = typename VecOf<T, 32>::type;
+  using V64 = typename VecOf<T, 64>::type;
   if (isa::active() == isa::kAvx512)
-    rows_of = rows_avx512<T>, block = 64 / sizeof(T), blocked = false;
+    rows_of = rows_avx512<T>, block = Tile<V64>::CB * sizeof(V64) / sizeof(T), nk = Tile<V64>::NK;
   else if (isa::active() == isa::kAvx2)
     rows_of = rows_avx2<T>, block = Tile<V32>::CB * sizeof(V32) / sizeof(T), nk = Tile<V32>::NK;
 #endif
   std::vector<int> k0;
   std::vector<T> P, Q;
-  if (blocked) {
-    // as few groups as NK allows, sizes within one of each other (a lone node pair would pay a
-    // whole pass over the output for one node's work)
-    const int64_t groups = (K + nk - 1) / nk;
-    for (int64_t g = 0; g <= groups; ++g) k0.push_back((int)(g * K / groups));
-    P.resize(K * Dp);
-    Q.resize(K * Do);
-    for (int64_t g = 0; g < groups; ++g) {
-      const int64_t a = k0[g], n = k0[g + 1] - a;
-      for (int64_t k = a; k < a + n; ++k) {
-        const T* p = j.table + k * j.st;
-        for (int l = 0; l <= std::max(L1, L2); ++l)
-          for (int m = -l; m <= l; ++m) {  // the spectra's factors, see spectra()
-            const T c = m ? (m > 0 ? T(gaunt::kSqrtHalf) : -T(gaunt::kSqrtHalf)) : T(1);
-            P[a * Dp + (l * l + l + m) * n + k - a] = c * p[l * l + l + m];
-          }
-        for (int l = 0; l <= lo; ++l)
-          for (int m = -l; m <= l; ++m) {
-            const T c = m ? (m > 0 ? T(gaunt::kTwoSqrt2Pi) : -T(gaunt::kTwoSqrt2Pi)) : T(gaunt::kTwoPi);
-            Q[(l * l + l + m) * K + k] = j.w[k] * c * p[l * l + l + m];
-          }
-      }
+  // as few groups as NK allows, sizes within one of each other (a lone node pair would pay a
+  // whole pass over the output for one node's work)
+  const int64_t groups = (K + nk - 1) / nk;
+  for (int64_t g = 0; g <= groups; ++g) k0.push_back((int)(g * K / groups));
+  P.resize(K * Dp);
+  Q.resize(K * Do);
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t a = k0[g], n = k0[g + 1] - a;
+    for (int64_t k = a; k < a + n; ++k) {
+      const T* p = j.table + k * j.st;
+      for (int l = 0; l <= std::max(L1, L2); ++l)
+        for (int m = -l; m <= l; ++m) {  // the spectra's factors, see spectra()
+          const T c = m ? (m > 0 ? T(gaunt::kSqrtHalf) : -T(gaunt::kSqrtHalf)) : T(1);
+          P[a * Dp + (l * l + l + m) * n + k - a] = c * p[l * l + l + m];
+        }
+      for (int l = 0; l <= lo; ++l)
+        for (int m = -l; m <= l; ++m) {
+          const T c = m ? (m > 0 ? T(gaunt::kTwoSqrt2Pi) : -T(gaunt::kTwoSqrt2Pi)) : T(gaunt::kTwoPi);
+          Q[(l * l + l + m) * K + k] = j.w[k] * c * p[l * l + l + m];
+        }
     }
-    j.k0 = k0.data(), j.groups = (int)groups, j.P = P.data(), j.Q = Q.data();
   }
+  j.k0 = k0.data(), j.groups = (int)groups, j.P = P.data(), j.Q = Q.data();
   // a block of rows is ~K (L^2 + 4 L1 L2) multiply-adds per channel: worth a task of its own
   at::parallel_for(0, (N + block - 1) / block, 1,
                    [&](int64_t b0, int64_t b1) { rows_of(j, b0 * block, std::min(N, b1 * block)); });
