@@ -132,12 +132,21 @@ def test_codes_do_not_depend_on_dtype(backend, dtype):
 
 @pytest.mark.parametrize("bits", [1, 3, 4, 8])
 def test_codes_and_backward_bit_exact_on_every_isa(cpu_isa, bits):
-    """Each instruction-set copy of the CPU encode and backward (the AVX2 bucketize, the 8-level
+    """Each instruction-set copy of the CPU encode and backward (the AVX-512 and AVX2 bucketize, the 8-level
     register table for fp32 at <= 3 bits, the generic unpack) gives the reference's bits."""
     x = torch.randn(1003) * 3
     borders, levels = fewbit.table("gelu", bits)
     codes = ops.fewbit_encode(x, borders, bits)
     assert_same(codes, ref.encode(x, borders, bits))
+    # several blocks and a short tail (the 64-element AVX-512 and 32-element AVX2 loops, then the
+    # generic one), NaN, infinities and values on the borders; the fused forward's codes too
+    xs = torch.randn(3 * 1024 + 77) * 3
+    xs[::97] = float("nan")
+    xs[1::89] = float("inf")
+    xs[2::83] = -float("inf")
+    xs[3:3 + len(borders)] = borders
+    assert_same(ops.fewbit_encode(xs, borders, bits), ref.encode(xs, borders, bits))
+    assert_same(ops.fewbit_forward(xs, borders, bits, "gelu")[1], ref.encode(xs, borders, bits))
     for dtype in [torch.float32, torch.bfloat16]:
         grad = torch.randn(1003)
         grad[:4] = torch.tensor([float("nan"), float("inf"), -3.3e38, 1e-40])  # NaN, inf, bf16 overflow, denormal
