@@ -236,11 +236,14 @@ def test_block_op_matches_reference(backend, c, framewise, k):
 
 
 @pytest.mark.parametrize("framewise", [False, True])
-def test_block_op_on_every_isa(cpu_isa, framewise):
-    """The CPU block's AVX2 kernels (AVX2 and AVX-512 levels) and its portable loop (scalar level)
-    agree with the reference, for the official kernels."""
-    for k in [7, (13, 7)]:
-        args = _block_args(16, framewise, shape=(2, 15, 11), k=k)
+@pytest.mark.parametrize("c", [32, 16, 24, 8])  # hidden 2c; AVX-512 needs 16 | C, hidden, AVX2 8
+@pytest.mark.parametrize("frames", [5, 29])  # every frame reflected; interior tiles and a remainder
+def test_block_op_on_every_isa(cpu_isa, framewise, c, frames):
+    """The CPU block's vector kernels (AVX-512 for C and hidden multiples of 16 at the AVX-512 level,
+    AVX2 otherwise) and its portable loop (scalar level) agree with the reference, for the official
+    kernels and for time taps other than the unrolled 7."""
+    for k in [7, (13, 7), (3, 9)]:
+        args = _block_args(c, framewise, shape=(2, 15, frames), k=k)
         torch.testing.assert_close(BLOCK(*args), ref.convnext2d_block(*args), atol=1e-5, rtol=1e-4)
 
 

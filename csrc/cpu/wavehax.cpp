@@ -3,8 +3,9 @@
 //    convolution and each position's channel sum and sum of squares; the norm statistics follow
 //    (per utterance or per frame); pass 2 runs normalise -> PW1 -> GELU -> PW2 -> layer scale ->
 //    residual for 6 positions at a time, the hidden activations staying in L1, and writes the
-//    result over the DW buffer.  float32 with C and hidden multiples of 8 takes AVX2+FMA code
-//    (chosen at run time); other shapes, float64 and other CPUs take the scalar loops.
+//    result over the DW buffer.  float32 with C and hidden multiples of 16 takes AVX-512 code at the
+//    AVX-512 level, multiples of 8 AVX2+FMA code (chosen at run time; one source over vector traits);
+//    other shapes, float64 and other CPUs take the scalar loops.
 //  * harmonic_prior: the closed-form sum of harmonics, phase accumulated in float64 per utterance.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -51,6 +52,12 @@ void source_rows(const Block<T>& a, int64_t b, int64_t f, std::vector<const T*>&
   for (int64_t i = 0; i < a.KF; ++i) rows[i] = a.x + ((b * a.F + wh::reflect(f + i - pad, a.F)) * a.T) * a.C;
 }
 
+// The norm group of flat position p: its utterance, or its frame when framewise.
+template <typename T>
+int64_t norm_group(const Block<T>& a, bool framewise, int64_t p) {
+  return framewise ? (p / (a.F * a.T)) * a.T + p % a.T : p / (a.F * a.T);
+}
+
 // ---------------------------------------------------------------- scalar loops (any C, H, dtype)
 template <typename T>
 void dw_row_scalar(const Block<T>& a, const T* const* rows, int64_t t0, int64_t t1, T* out, double* stats) {
@@ -89,155 +96,252 @@ void pointwise_scalar(const Block<T>& a, const T* h, const T* x, const T* scale,
   }
 }
 
-// ---------------------------------------------------------------- AVX2 + FMA (float32, C and H multiples of 8)
-#if defined(__x86_64__)
+// One ISA's float32 vector kernels (below): pass 1 per output row, pass 2 per range of positions.
+struct Kernels {
+  void (*dw_row)(const Block<float>&, const float* const*, int64_t, int64_t, float*, double*);
+  void (*pointwise)(const Block<float>&, bool, const float*, const float*, int64_t, int64_t, float*);
+};
 
-PYOPS_TARGET_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_hadd_ps(s, s);
-  return _mm_cvtss_f32(_mm_hadd_ps(s, s));
-}
+// ---------------------------------------------------------------- AVX2 / AVX-512 (float32, W | C and H)
+#if defined(__x86_64__)
+// The vector kernels are written once over a traits struct S (vector type, width, operations) and
+// compiled per ISA by the flatten entry points at the end: flatten inlines S's target-specific
+// operations into the entry's target (an always_inline kernel could not call them, as GCC first
+// compiles it for the baseline).  No call passing a vector survives, so -Wpsabi's ABI note is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+struct Avx2 {
+  using V = __m256;
+  static constexpr int W = 8;
+  PYOPS_TARGET_AVX2 static V zero() { return _mm256_setzero_ps(); }
+  PYOPS_TARGET_AVX2 static V set1(float x) { return _mm256_set1_ps(x); }
+  PYOPS_TARGET_AVX2 static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  PYOPS_TARGET_AVX2 static V load(const float* p) { return _mm256_loadu_ps(p); }
+  PYOPS_TARGET_AVX2 static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  PYOPS_TARGET_AVX2 static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  PYOPS_TARGET_AVX2 static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  PYOPS_TARGET_AVX2 static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  PYOPS_TARGET_AVX2 static V min(V a, V b) { return _mm256_min_ps(a, b); }
+  PYOPS_TARGET_AVX2 static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  PYOPS_TARGET_AVX2 static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  PYOPS_TARGET_AVX2 static float hsum(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_hadd_ps(s, s);
+    return _mm_cvtss_f32(_mm_hadd_ps(s, s));
+  }
+};
+
+struct Avx512 {
+  using V = __m512;
+  static constexpr int W = 16;
+  PYOPS_TARGET_AVX512 static V zero() { return _mm512_setzero_ps(); }
+  PYOPS_TARGET_AVX512 static V set1(float x) { return _mm512_set1_ps(x); }
+  PYOPS_TARGET_AVX512 static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  PYOPS_TARGET_AVX512 static V load(const float* p) { return _mm512_loadu_ps(p); }
+  PYOPS_TARGET_AVX512 static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  PYOPS_TARGET_AVX512 static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  PYOPS_TARGET_AVX512 static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  PYOPS_TARGET_AVX512 static V div(V a, V b) { return _mm512_div_ps(a, b); }
+  PYOPS_TARGET_AVX512 static V min(V a, V b) { return _mm512_min_ps(a, b); }
+  PYOPS_TARGET_AVX512 static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  PYOPS_TARGET_AVX512 static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  PYOPS_TARGET_AVX512 static float hsum(V v) { return _mm512_reduce_add_ps(v); }
+};
 
 // Exact-erf GELU, erf(z) for |z| <= 4 as the odd/even rational z P(z^2) / Q(z^2) also used by
 // Eigen and XLA (max abs error ~5e-7 in float32; |erf| rounds to 1 beyond 4).
-PYOPS_TARGET_AVX2 inline __m256 gelu8(__m256 v) {
-  const __m256 z = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)),
-                                               _mm256_set1_ps(-4.0f)),
-                                 _mm256_set1_ps(4.0f));
-  const __m256 z2 = _mm256_mul_ps(z, z);
-  __m256 p = _mm256_set1_ps(-2.72614225801306e-10f);
-  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(2.77068142495902e-08f));
-  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-2.10102402082508e-06f));
-  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-5.69250639462346e-05f));
-  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-7.34990630326855e-04f));
-  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-2.95459980854025e-03f));
-  p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-1.60960333262415e-02f));
-  __m256 q = _mm256_set1_ps(-1.45660718464996e-05f);
-  q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-2.13374055278905e-04f));
-  q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-1.68282697438203e-03f));
-  q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-7.37332916720468e-03f));
-  q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(-1.42647390514189e-02f));
-  const __m256 erf = _mm256_div_ps(_mm256_mul_ps(z, p), q);
-  const __m256 half = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
-  return _mm256_fmadd_ps(half, erf, half);
+// In place: GCC notes the ABI of a vector passed by value to this baseline-target template, and the
+// pragma above does not silence notes.
+template <class S, class V = typename S::V>
+void gelu(V& v) {
+  const V z = S::min(S::max(S::mul(v, S::set1(0.70710678118654752f)), S::set1(-4.0f)), S::set1(4.0f));
+  const V z2 = S::mul(z, z);
+  V p = S::set1(-2.72614225801306e-10f);
+  p = S::fmadd(p, z2, S::set1(2.77068142495902e-08f));
+  p = S::fmadd(p, z2, S::set1(-2.10102402082508e-06f));
+  p = S::fmadd(p, z2, S::set1(-5.69250639462346e-05f));
+  p = S::fmadd(p, z2, S::set1(-7.34990630326855e-04f));
+  p = S::fmadd(p, z2, S::set1(-2.95459980854025e-03f));
+  p = S::fmadd(p, z2, S::set1(-1.60960333262415e-02f));
+  V q = S::set1(-1.45660718464996e-05f);
+  q = S::fmadd(q, z2, S::set1(-2.13374055278905e-04f));
+  q = S::fmadd(q, z2, S::set1(-1.68282697438203e-03f));
+  q = S::fmadd(q, z2, S::set1(-7.37332916720468e-03f));
+  q = S::fmadd(q, z2, S::set1(-1.42647390514189e-02f));
+  const V erf = S::div(S::mul(z, p), q);
+  const V half = S::mul(v, S::set1(0.5f));
+  v = S::fmadd(half, erf, half);
 }
 
-// Q consecutive output frames t.. of one row, 8 NC channels at a time (Q NC accumulators hide the
+// Q consecutive output frames t.. of one row, W NC channels at a time (Q NC accumulators hide the
 // FMA latency); kInterior: no frame is reflected, so source addresses need no offset table.
 // KK: the time taps KT as a compile-time constant (0: a.KT at run time).
-template <int Q, int NC, bool kInterior, int KK>
-PYOPS_TARGET_AVX2 inline void dw_frames_avx2(const Block<float>& a, const float* const* rows, int64_t t, float* out) {
+template <class S, int Q, int NC, bool kInterior, int KK>
+void dw_frames(const Block<float>& a, const float* const* rows, int64_t t, float* out) {
+  using V = typename S::V;
+  constexpr int W = S::W;
   const int64_t C = a.C, KF = a.KF, K = KK ? KK : a.KT, pad = K / 2;
-  for (int64_t cv = 0; cv < C; cv += 8 * NC) {
-    __m256 acc[Q][NC];
+  for (int64_t cv = 0; cv < C; cv += W * NC) {
+    V acc[Q][NC];
     for (int q = 0; q < Q; ++q)
-      for (int c = 0; c < NC; ++c) acc[q][c] = _mm256_setzero_ps();
+      for (int c = 0; c < NC; ++c) acc[q][c] = S::zero();
     for (int64_t i = 0; i < KF; ++i) {
       const float* xr = rows[i] + cv;
       const float* w = a.dw + i * K * C + cv;
       for (int64_t j = 0; j < K; ++j) {
-        __m256 wv[NC];
-        for (int c = 0; c < NC; ++c) wv[c] = _mm256_loadu_ps(w + j * C + 8 * c);
+        V wv[NC];
+        for (int c = 0; c < NC; ++c) wv[c] = S::load(w + j * C + W * c);
         for (int q = 0; q < Q; ++q) {
           const float* src = kInterior ? xr + (t + q + j - pad) * C : xr + a.tix[t + q + j];
-          for (int c = 0; c < NC; ++c) acc[q][c] = _mm256_fmadd_ps(wv[c], _mm256_loadu_ps(src + 8 * c), acc[q][c]);
+          for (int c = 0; c < NC; ++c) acc[q][c] = S::fmadd(wv[c], S::load(src + W * c), acc[q][c]);
         }
       }
     }
     for (int q = 0; q < Q; ++q)
-      for (int c = 0; c < NC; ++c) _mm256_storeu_ps(out + (t + q) * C + cv + 8 * c, acc[q][c]);
+      for (int c = 0; c < NC; ++c) S::store(out + (t + q) * C + cv + W * c, acc[q][c]);
   }
 }
 
-template <int Q, int NC, int KK>
-PYOPS_TARGET_AVX2 void dw_frames_range_avx2(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1,
-                                     float* out) {
+template <class S, int Q, int NC, int KK>
+void dw_frames_range(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1, float* out) {
   const int64_t pad = a.KT / 2;
   int64_t t = t0;
   for (; t + Q <= t1; t += Q) {
     if (t >= pad && t + Q - 1 + pad < a.T)
-      dw_frames_avx2<Q, NC, true, KK>(a, rows, t, out);
+      dw_frames<S, Q, NC, true, KK>(a, rows, t, out);
     else
-      dw_frames_avx2<Q, NC, false, KK>(a, rows, t, out);
+      dw_frames<S, Q, NC, false, KK>(a, rows, t, out);
   }
-  for (; t < t1; ++t) dw_frames_avx2<1, NC, false, KK>(a, rows, t, out);
+  for (; t < t1; ++t) dw_frames<S, 1, NC, false, KK>(a, rows, t, out);
 }
 
 // Frames [t0, t1) of one output row, then their channel sums (re-read from L1/L2).
-PYOPS_TARGET_AVX2 void dw_row_avx2(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1, float* out,
-                            double* stats) {
+template <class S>
+void dw_row(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1, float* out, double* stats) {
   // the official kernels' 7 time taps get unrolled; other sizes loop
-  if (a.C % 16 == 0 && a.KT == 7)
-    dw_frames_range_avx2<6, 2, 7>(a, rows, t0, t1, out);
-  else if (a.C % 16 == 0)
-    dw_frames_range_avx2<6, 2, 0>(a, rows, t0, t1, out);
+  if (a.C % (2 * S::W) == 0 && a.KT == 7)
+    dw_frames_range<S, 6, 2, 7>(a, rows, t0, t1, out);
+  else if (a.C % (2 * S::W) == 0)
+    dw_frames_range<S, 6, 2, 0>(a, rows, t0, t1, out);
   else
-    dw_frames_range_avx2<8, 1, 0>(a, rows, t0, t1, out);
+    dw_frames_range<S, 8, 1, 0>(a, rows, t0, t1, out);
   for (int64_t t = t0; t < t1; ++t) {
-    __m256 s = _mm256_setzero_ps(), ss = _mm256_setzero_ps();
-    for (int64_t c = 0; c < a.C; c += 8) {
-      const __m256 v = _mm256_loadu_ps(out + t * a.C + c);
-      s = _mm256_add_ps(s, v);
-      ss = _mm256_fmadd_ps(v, v, ss);
+    typename S::V s = S::zero(), ss = S::zero();
+    for (int64_t c = 0; c < a.C; c += S::W) {
+      const typename S::V v = S::load(out + t * a.C + c);
+      s = S::add(s, v);
+      ss = S::fmadd(v, v, ss);
     }
-    stats[2 * t] = hsum(s);
-    stats[2 * t + 1] = hsum(ss);
+    stats[2 * t] = S::hsum(s);
+    stats[2 * t + 1] = S::hsum(ss);
   }
 }
 
-// out[p, n0 .. n0 + 8 NV) = bias + A[p, :K] W[:K, n0 ..], then GELU (kGelu) or + resid, for P rows.
-template <int P, int NV, bool kGelu>
-PYOPS_TARGET_AVX2 inline void mm_tile(const float* A, int64_t lda, int64_t K, const float* W, int64_t ldw,
-                               const float* bias, int64_t n0, const float* const* resid, float* out, int64_t ldo) {
-  __m256 acc[P][NV];
+// out[p, n0 .. n0 + W NV) = bias + A[p, :K] W[:K, n0 ..], then GELU (kGelu) or + resid, for P rows.
+template <class S, int P, int NV, bool kGelu>
+void mm_tile(const float* A, int64_t lda, int64_t K, const float* W, int64_t ldw, const float* bias, int64_t n0,
+             const float* const* resid, float* out, int64_t ldo) {
+  using V = typename S::V;
+  constexpr int L = S::W;
+  V acc[P][NV];
   for (int v = 0; v < NV; ++v) {
-    const __m256 b = _mm256_loadu_ps(bias + n0 + 8 * v);
+    const V b = S::load(bias + n0 + L * v);
     for (int p = 0; p < P; ++p) acc[p][v] = b;
   }
   for (int64_t k = 0; k < K; ++k) {
-    __m256 w[NV];
-    for (int v = 0; v < NV; ++v) w[v] = _mm256_loadu_ps(W + k * ldw + n0 + 8 * v);
+    V w[NV];
+    for (int v = 0; v < NV; ++v) w[v] = S::load(W + k * ldw + n0 + L * v);
     for (int p = 0; p < P; ++p) {
-      const __m256 x = _mm256_broadcast_ss(A + p * lda + k);
-      for (int v = 0; v < NV; ++v) acc[p][v] = _mm256_fmadd_ps(x, w[v], acc[p][v]);
+      const V x = S::broadcast(A + p * lda + k);
+      for (int v = 0; v < NV; ++v) acc[p][v] = S::fmadd(x, w[v], acc[p][v]);
     }
   }
   for (int p = 0; p < P; ++p)
     for (int v = 0; v < NV; ++v) {
-      const __m256 r = kGelu ? gelu8(acc[p][v]) : _mm256_add_ps(acc[p][v], _mm256_loadu_ps(resid[p] + n0 + 8 * v));
-      _mm256_storeu_ps(out + p * ldo + n0 + 8 * v, r);
+      if (kGelu)
+        gelu<S>(acc[p][v]);
+      else
+        acc[p][v] = S::add(acc[p][v], S::load(resid[p] + n0 + L * v));
+      S::store(out + p * ldo + n0 + L * v, acc[p][v]);
     }
 }
 
-template <int P, bool kGelu>
-PYOPS_TARGET_AVX2 inline void mm_rows(const float* A, int64_t lda, int64_t K, const float* W, int64_t N, const float* bias,
-                               const float* const* resid, float* out, int64_t ldo) {
+template <class S, int P, bool kGelu>
+void mm_rows(const float* A, int64_t lda, int64_t K, const float* W, int64_t N, const float* bias,
+             const float* const* resid, float* out, int64_t ldo) {
   int64_t n0 = 0;
-  for (; n0 + 16 <= N; n0 += 16) mm_tile<P, 2, kGelu>(A, lda, K, W, N, bias, n0, resid, out, ldo);
-  if (n0 < N) mm_tile<P, 1, kGelu>(A, lda, K, W, N, bias, n0, resid, out, ldo);
+  for (; n0 + 2 * S::W <= N; n0 += 2 * S::W) mm_tile<S, P, 2, kGelu>(A, lda, K, W, N, bias, n0, resid, out, ldo);
+  if (n0 < N) mm_tile<S, P, 1, kGelu>(A, lda, K, W, N, bias, n0, resid, out, ldo);
 }
 
 // P positions starting at flat index p0 (rows of h / x / out, C apart); A: [P, C], U: [P, H] scratch.
-template <int P>
-PYOPS_TARGET_AVX2 inline void pointwise_avx2(const Block<float>& a, int64_t p0, float* h, const float* const* scale,
-                                      const float* const* shift, float* A, float* U) {
+template <class S, int P>
+void pointwise(const Block<float>& a, int64_t p0, float* h, const float* const* scale, const float* const* shift,
+               float* A, float* U) {
   const int64_t C = a.C, H = a.H;
   const float* resid[P];
   for (int p = 0; p < P; ++p) {
     const float* hp = h + (p0 + p) * C;
-    for (int64_t c = 0; c < C; c += 8)
-      _mm256_storeu_ps(A + p * C + c, _mm256_fmadd_ps(_mm256_loadu_ps(hp + c), _mm256_loadu_ps(scale[p] + c),
-                                                      _mm256_loadu_ps(shift[p] + c)));
+    for (int64_t c = 0; c < C; c += S::W)
+      S::store(A + p * C + c, S::fmadd(S::load(hp + c), S::load(scale[p] + c), S::load(shift[p] + c)));
     resid[p] = a.x + (p0 + p) * C;
   }
-  mm_rows<P, true>(A, C, C, a.w1t, H, a.b1, nullptr, U, H);
-  mm_rows<P, false>(U, H, H, a.w2t, C, a.b2, resid, h + p0 * C, C);
+  mm_rows<S, P, true>(A, C, C, a.w1t, H, a.b1, nullptr, U, H);
+  mm_rows<S, P, false>(U, H, H, a.w2t, C, a.b2, resid, h + p0 * C, C);
 }
+
+// Pass 2 over positions [lo, hi): P at a time, then one by one.
+template <class S>
+void pointwise_range(const Block<float>& a, bool framewise, const float* scale, const float* shift, int64_t lo,
+                     int64_t hi, float* h) {
+  // AVX2: 6 x 2 accumulators, 2 weight vectors and a broadcast fill the 16 ymm; AVX-512 measured
+  // no faster with 8 or 12 (Zen 5)
+  constexpr int P = 6;
+  std::vector<float> A((size_t)(P * a.C)), U((size_t)(P * a.H));
+  const float *sc[P], *sh[P];
+  int64_t p = lo;
+  for (; p + P <= hi; p += P) {
+    for (int q = 0; q < P; ++q) {
+      const int64_t g = norm_group(a, framewise, p + q);
+      sc[q] = scale + g * a.C;
+      sh[q] = shift + g * a.C;
+    }
+    pointwise<S, P>(a, p, h, sc, sh, A.data(), U.data());
+  }
+  for (; p < hi; ++p) {
+    const int64_t g = norm_group(a, framewise, p);
+    sc[0] = scale + g * a.C;
+    sh[0] = shift + g * a.C;
+    pointwise<S, 1>(a, p, h, sc, sh, A.data(), U.data());
+  }
+}
+
+PYOPS_TARGET_AVX512 __attribute__((flatten)) void dw_row_avx512(const Block<float>& a, const float* const* rows,
+                                                            int64_t t0, int64_t t1, float* out, double* stats) {
+  dw_row<Avx512>(a, rows, t0, t1, out, stats);
+}
+PYOPS_TARGET_AVX512 __attribute__((flatten)) void pointwise_avx512(const Block<float>& a, bool framewise,
+                                                               const float* scale, const float* shift, int64_t lo,
+                                                               int64_t hi, float* h) {
+  pointwise_range<Avx512>(a, framewise, scale, shift, lo, hi, h);
+}
+PYOPS_TARGET_AVX2 __attribute__((flatten)) void dw_row_avx2(const Block<float>& a, const float* const* rows, int64_t t0,
+                                                        int64_t t1, float* out, double* stats) {
+  dw_row<Avx2>(a, rows, t0, t1, out, stats);
+}
+PYOPS_TARGET_AVX2 __attribute__((flatten)) void pointwise_avx2(const Block<float>& a, bool framewise,
+                                                           const float* scale, const float* shift, int64_t lo,
+                                                           int64_t hi, float* h) {
+  pointwise_range<Avx2>(a, framewise, scale, shift, lo, hi, h);
+}
+constexpr Kernels kAvx512Kernels{dw_row_avx512, pointwise_avx512}, kAvx2Kernels{dw_row_avx2, pointwise_avx2};
 #endif
 
 // ---------------------------------------------------------------- the block
+// simd: the float32 vector kernels to run, null for the scalar loops.
 template <typename T>
-void block_impl(const Block<T>& a, bool framewise, double eps, const T* gamma, const T* beta, T* h, bool avx2) {
+void block_impl(const Block<T>& a, bool framewise, double eps, const T* gamma, const T* beta, T* h,
+                const Kernels* simd) {
   const int64_t B = a.B, F = a.F, Tn = a.T, C = a.C;
   std::vector<double> stats((size_t)(B * F * Tn * 2));
   // (utterance, band of kBand rows f, tile of kTile frames) jobs sweep their rows: the KF source rows
@@ -253,14 +357,12 @@ void block_impl(const Block<T>& a, bool framewise, double eps, const T* gamma, c
         source_rows(a, b, f, rows);
         T* out = h + (b * F + f) * Tn * C;
         double* st = stats.data() + (b * F + f) * Tn * 2;
-#if defined(__x86_64__)
         if constexpr (std::is_same_v<T, float>) {
-          if (avx2) {
-            dw_row_avx2(a, rows.data(), t0, t1, out, st);
+          if (simd) {
+            simd->dw_row(a, rows.data(), t0, t1, out, st);
             continue;
           }
         }
-#endif
         dw_row_scalar(a, rows.data(), t0, t1, out, st);
       }
     }
@@ -285,37 +387,16 @@ void block_impl(const Block<T>& a, bool framewise, double eps, const T* gamma, c
       shift[g * C + c] = (T)((double)beta[c] - mean * rstd * (double)gamma[c]);
     }
   }
-  auto group_of = [&](int64_t p) { return framewise ? (p / (F * Tn)) * Tn + p % Tn : p / (F * Tn); };
-
   at::parallel_for(0, B * F * Tn, 256, [&](int64_t lo, int64_t hi) {
-#if defined(__x86_64__)
     if constexpr (std::is_same_v<T, float>) {
-      if (avx2) {
-        constexpr int P = 6;
-        std::vector<float> A((size_t)(P * C)), U((size_t)(P * a.H));
-        const float *sc[P], *sh[P];
-        int64_t p = lo;
-        for (; p + P <= hi; p += P) {
-          for (int q = 0; q < P; ++q) {
-            const int64_t g = group_of(p + q);
-            sc[q] = scale.data() + g * C;
-            sh[q] = shift.data() + g * C;
-          }
-          pointwise_avx2<P>(a, p, h, sc, sh, A.data(), U.data());
-        }
-        for (; p < hi; ++p) {
-          const int64_t g = group_of(p);
-          sc[0] = scale.data() + g * C;
-          sh[0] = shift.data() + g * C;
-          pointwise_avx2<1>(a, p, h, sc, sh, A.data(), U.data());
-        }
+      if (simd) {
+        simd->pointwise(a, framewise, scale.data(), shift.data(), lo, hi, h);
         return;
       }
     }
-#endif
     std::vector<T> u((size_t)a.H), hp((size_t)C);
     for (int64_t p = lo; p < hi; ++p) {
-      const int64_t g = group_of(p);
+      const int64_t g = norm_group(a, framewise, p);
       std::copy(h + p * C, h + (p + 1) * C, hp.begin());  // out overwrites h in place
       pointwise_scalar(a, hp.data(), a.x + p * C, scale.data() + g * C, shift.data() + g * C, u.data(), h + p * C);
     }
@@ -344,9 +425,17 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
                             w1t.const_data_ptr<scalar_t>(), b1.const_data_ptr<scalar_t>(),
                             w2t.const_data_ptr<scalar_t>(), b2.const_data_ptr<scalar_t>(),
                             x.size(0), x.size(1), Tn, C, H, KF, KT, tix.data()};
-    const bool avx2 = isa::avx2() && std::is_same_v<scalar_t, float> && C % 8 == 0 && H % 8 == 0;
+    const Kernels* simd = nullptr;
+#if defined(__x86_64__)
+    if (std::is_same_v<scalar_t, float>) {
+      if (isa::active() == isa::kAvx512 && C % 16 == 0 && H % 16 == 0)
+        simd = &kAvx512Kernels;
+      else if (isa::avx2() && C % 8 == 0 && H % 8 == 0)
+        simd = &kAvx2Kernels;
+    }
+#endif
     block_impl<scalar_t>(a, framewise, eps, gamma.const_data_ptr<scalar_t>(), beta.const_data_ptr<scalar_t>(),
-                         h.mutable_data_ptr<scalar_t>(), avx2);
+                         h.mutable_data_ptr<scalar_t>(), simd);
   });
   return h;
 }
