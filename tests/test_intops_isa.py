@@ -1,7 +1,7 @@
 """The intops CPU kernels under every instruction-set level this CPU supports (csrc/cpu/isa.h,
 the cpu_isa fixture of conftest.py): each level's copy (AVX2 intrinsics, streaming stores for large
-outputs, scalar tails and fallbacks; the AVX-512 level runs the AVX2 copies) bit-exact against the
-int64 reference."""
+outputs, scalar tails and fallbacks; the AVX-512 level runs the AVX2 copies but for the int8 softmax's
+register-table lookup) bit-exact against the int64 reference."""
 
 import pytest
 import torch
@@ -38,6 +38,15 @@ def test_softmax(cpu_isa, dtype):
             x = _with_extremes(x)
             consts = ref.ibert_exp_constants(0.05)
             assert_same(ops.intops_softmax(x, *consts, 8, "ibert"), ref.softmax(x, *consts, 8, "ibert"))
+
+
+def test_softmax_int8_long_row(cpu_isa):
+    """A row past the AVX-512 copy's 2^14-step flush of its int32 partial sums, every difference
+    0..255 present (the four register-table lookups and both blend bits), a 37-element tail."""
+    x = _ints((1, (32 << 14) + 37), torch.int8, -128, 127, seed=5)
+    x[0, :2] = torch.tensor([-128, 127], dtype=torch.int8)
+    for method, consts in (("ibert", ref.ibert_exp_constants(0.05)), ("shiftmax", (ref.shift_x0(0.05), 0, 0))):
+        assert_same(ops.intops_softmax(x, *consts, 8, method), ref.softmax(x, *consts, 8, method))
 
 
 @pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.int32])

@@ -5,7 +5,8 @@
 // bit-identical to evaluating the scalar function and avoids int64 divisions.
 // Hot loops have an AVX2 copy in intrinsics (GCC's auto-vectorised copies kept
 // these formulas in int64 lanes and extracted table indices one by one), chosen
-// per call from isa::active(); the AVX-512 level runs the AVX2 copies.
+// per call from isa::active(); the AVX-512 level runs the AVX2 copies but for the int8
+// softmax, whose table fits eight registers there.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -214,6 +215,48 @@ PYOPS_TARGET_AVX2 void softmax_row_avx2(const In* __restrict in, int32_t* __rest
   }
   for (int64_t i = n8; i < n; ++i) o[i] = (int32_t)((e[i] * factor) >> out_shift);
 }
+
+// AVX-512, int8 rows with every table entry below 2^15 (I-BERT's e16 always): the 256-entry table
+// as int16 in 8 registers, e = table[mx - x] for 32 elements by four 64-entry vpermt2w lookups
+// blended on the index's bits 6 and 7, instead of 32 scalar loads; sums through vpmaddwd.
+template <bool kStream>
+PYOPS_TARGET_AVX512 void softmax_row_avx512(const int8_t* __restrict in, int32_t* __restrict o, int64_t n,
+                                            const uint32_t* __restrict table, const int16_t* table16,
+                                            uint16_t* __restrict e, bool ibert, int out_shift) {
+  __m512i t16[8];
+  for (int k = 0; k < 8; ++k) t16[k] = _mm512_loadu_si512(table16 + 32 * k);
+  const int64_t n32 = n / 32 * 32;
+  const int32_t mx = row_max_avx2(in, n);
+  const __m512i mxv = _mm512_set1_epi16((int16_t)mx), ones = _mm512_set1_epi16(1);
+  const __m512i bit6 = _mm512_set1_epi16(64), bit7 = _mm512_set1_epi16(128);
+  uint64_t sum = 0;
+  // int32 lanes gain < 2^16 per step: flushed to the 64-bit sum every 2^14 steps
+  for (int64_t i0 = 0; i0 < n32; i0 += 32 << 14) {
+    __m512i acc = _mm512_setzero_si512();
+    for (int64_t i = i0; i < std::min(n32, i0 + (int64_t(32) << 14)); i += 32) {
+      const __m512i d = _mm512_sub_epi16(mxv, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(in + i))));
+      const __mmask32 m6 = _mm512_test_epi16_mask(d, bit6), m7 = _mm512_test_epi16_mask(d, bit7);
+      const __m512i lo = _mm512_mask_blend_epi16(m6, _mm512_permutex2var_epi16(t16[0], d, t16[1]),
+                                                 _mm512_permutex2var_epi16(t16[2], d, t16[3]));
+      const __m512i hi = _mm512_mask_blend_epi16(m6, _mm512_permutex2var_epi16(t16[4], d, t16[5]),
+                                                 _mm512_permutex2var_epi16(t16[6], d, t16[7]));
+      const __m512i v = _mm512_mask_blend_epi16(m7, lo, hi);
+      _mm512_storeu_si512(e + i, v);
+      acc = _mm512_add_epi32(acc, _mm512_madd_epi16(v, ones));
+    }
+    sum += (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(acc)),
+                                                              _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(acc, 1))));
+  }
+  for (int64_t i = n32; i < n; ++i) sum += e[i] = (uint16_t)table[mx - (int32_t)in[i]];
+  const uint32_t factor = softmax_factor(sum, ibert);
+  const __m256i f = _mm256_set1_epi32((int32_t)factor);
+  const __m128i sh = _mm_cvtsi32_si128(out_shift);
+  for (int64_t i = 0; i < n32; i += 8) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)(e + i)));
+    store32<kStream>(o + i, _mm256_srl_epi32(_mm256_mullo_epi32(v, f), sh));  // 32-byte rows (stream_rows)
+  }
+  for (int64_t i = n32; i < n; ++i) o[i] = (int32_t)((e[i] * factor) >> out_shift);
+}
 #endif
 
 Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t output_bits, c10::string_view method) {
@@ -233,12 +276,28 @@ Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t outpu
   for (int64_t d = 0; d < live; ++d) table[d] = (uint32_t)e_of(d);
   const int64_t n = x.size(-1), rows = n ? x.numel() / n : 0;
   const bool vec = isa::avx2(), stream = vec && stream_rows(out);
+#if defined(PYOPS_ISA_X86)
+  // the AVX-512 row: int8 input and a table that fits int16 (I-BERT's e16 <= 2^15 - 1 always)
+  const bool wide = isa::active() == isa::kAvx512 && x.scalar_type() == at::kChar &&
+                    *std::max_element(table.begin(), table.end()) < 32768u;
+  std::vector<int16_t> table16(wide ? 256 : 0);
+  for (size_t d = 0; d < table16.size(); ++d) table16[d] = (int16_t)table[d];
+#endif
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_softmax", [&] {
     const scalar_t* px = x.const_data_ptr<scalar_t>();
     int32_t* po = out.mutable_data_ptr<int32_t>();
     if (span) {
       at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
 #if defined(PYOPS_ISA_X86)
+        if (wide) {  // int8 (span 256)
+          std::vector<uint16_t> e(n);
+          auto row = stream ? &softmax_row_avx512<true> : &softmax_row_avx512<false>;
+          const int8_t* p8 = reinterpret_cast<const int8_t*>(px);
+          for (int64_t r = lo; r < hi; ++r)
+            row(p8 + r * n, po + r * n, n, table.data(), table16.data(), e.data(), ibert, out_shift);
+          stream_fence(stream);
+          return;
+        }
         if (vec) {
           std::vector<uint32_t> e(n);
           auto row = stream ? &softmax_row_avx2<scalar_t, true> : &softmax_row_avx2<scalar_t, false>;
