@@ -175,8 +175,8 @@ def test_grid_product_backends_match_reference(backend, dtype):
 def test_grid_product_every_cpu_isa(cpu_isa, dtype):
     """The public grid route on each ISA level's kernel vs the float64 reference, forward and
     backward: node-pair counts 1..17 (every group size), output degrees at and below l1 + l2 (and
-    above it through the raw op), 37 rows (two blocks and a tail at every lane width), a strided x1
-    and a broadcast x2."""
+    above it through the raw op), 69 rows (two blocks and a tail at every lane width: AVX-512's fp32
+    block is 32 rows), a strided x1 and a broadcast x2."""
     torch.manual_seed(0)
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     x1, x2, t, w = _grid_args(3, 2, 7, dtype=dtype)
@@ -184,9 +184,9 @@ def test_grid_product_every_cpu_isa(cpu_isa, dtype):
     got = torch.ops.pyops.gaunt_grid_product(x1, x2, t, w, 7)
     assert ((got.double() - want).abs().max() / want.abs().max()).item() < tol
     for l1, l2, lo in [(0, 0, 0), (1, 2, 3), (2, 3, 4), (3, 2, 5), (4, 4, 2), (5, 1, 6), (8, 8, 16), (16, 3, 12)]:
-        x1 = noncontig(torch.randn(37, (l1 + 1) ** 2, dtype=torch.float64))
+        x1 = noncontig(torch.randn(69, (l1 + 1) ** 2, dtype=torch.float64))
         x2 = torch.randn(1, (l2 + 1) ** 2, dtype=torch.float64)
-        want = ref.direct(x1, x2.expand(37, -1), lo) if max(l1, l2, lo) <= 6 else \
+        want = ref.direct(x1, x2.expand(69, -1), lo) if max(l1, l2, lo) <= 6 else \
             gaunt.gaunt_tensor_product(x1, x2, lo, method="fourier")
         a, b = x1.to(dtype).requires_grad_(), x2.to(dtype).requires_grad_()
         got = gaunt.gaunt_tensor_product(a, b, lo, method="grid")
