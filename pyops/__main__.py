@@ -6,7 +6,7 @@ import platform
 import torch
 
 import pyops
-from pyops import _library
+from pyops import _library, intops
 
 
 def main() -> None:
@@ -28,6 +28,8 @@ def main() -> None:
     else:
         print("Triton kernels  : triton not installed")
     print(f"torch CPU capability: {torch.backends.cpu.get_cpu_capability()}")
+    gemm = "torch._int_mm (oneDNN VNNI)" if intops._fast_cpu_int_mm() else "exact fp32 GEMM (no AVX512-VNNI)"
+    print(f"intops.QuantLinear CPU GEMM: {gemm}")
     print("\nop backends (cpu / cuda):")
     for name, chosen in sorted(_library.BACKENDS.items()):
         print(f"  {name:<28} {chosen['cpu']:<10} {chosen['cuda']}")

@@ -46,6 +46,8 @@ def test_fallback_warns_once_and_uses_references():
 def test_python_m_pyops_reports_backends():
     out = subprocess.run([sys.executable, "-m", "pyops"], capture_output=True, text=True, check=True).stdout
     assert "C++ CPU kernels" in out and "Triton kernels" in out and "pam_mul" in out
+    from pyops import intops
+    assert ("QuantLinear CPU GEMM: torch._int_mm" in out) == intops._fast_cpu_int_mm()
 
 
 DDP_SCRIPT = r'''
