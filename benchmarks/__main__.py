@@ -4,10 +4,11 @@
                          [--out DIR]
 
 First measures the machine's own limits (STREAM-style copy and triad bandwidth, an fp32 matmul, and on
-the CPU the FMA peak of each instruction set pyops' kernels have; on the CPU at 1 thread and at all cores) and prints them; then times every row, on the CPU once per
-thread count with ours and the baselines at the same count, and once per instruction set of pyops' CPU
-kernels that --isa names (default: the widest this CPU has; levels it lacks are skipped), printing each
-row as it comes (ratio to each baseline, roofline fraction); then prints one table (also: which side scales better from 1 to
+the CPU the FMA peak of each instruction set pyops' kernels have; on the CPU at 1 thread and at all
+cores) and prints them; then times every row, on the CPU once per thread count with ours and the
+baselines at the same count, and once per instruction set of pyops' CPU kernels that --isa names
+(default: the widest this CPU has; levels it lacks are skipped), printing each row as it comes (ratio
+to each baseline, roofline fraction); then prints one table (also: which side scales better from 1 to
 N threads) and writes benchmarks/results/<device>.csv, .md, .png (ratios) and <device>-<family>.png
 (time and roofline fraction vs problem size), or under DIR; --quick writes build/bench/<device>-quick.*,
 leaving the tracked results alone.

@@ -2,9 +2,9 @@
 
 A bench module exposes ``cases(device, quick) -> list[Case]``.  ``python -m benchmarks`` first
 measures the machine's own limits (:func:`measure_limits`: STREAM-style copy and triad bandwidth,
-an fp32 matmul and, on the CPU, the FMA peak per instruction set, at 1 thread and at all cores), then runs every case, on the CPU once per
-thread count (the harness sets ``torch.set_num_threads`` before the case builds and times its
-calls, ours and the baselines alike), and turns each into one or more :class:`Row`: our number and
+an fp32 matmul and, on the CPU, the FMA peak per instruction set, at 1 thread and at all cores),
+then runs every case, on the CPU once per thread count (the harness sets ``torch.set_num_threads``
+before the case builds and times its calls, ours and the baselines alike), and turns each into one or more :class:`Row`: our number and
 each baseline's, measured side by side in the same process.
 
 A timed row (unit "ms") says how much work one call does, so the table can show it against the
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
+
+from pyops import _library
 
 # the roofline fraction that format/CSV/test treat as sane: a memory-bound problem whose working set
 # fits in the last-level cache can beat the DRAM bandwidth several times over
@@ -300,13 +302,11 @@ class Limits:
         return "\n".join(self.lines())
 
 
-_ISA_ORDER = ("avx512", "avx2", "scalar")  # widest first
+_ISA_ORDER = tuple(reversed(_library.CPU_ISAS))  # widest first
 
 
 def _fma_peaks(counts: list[int], seconds: float) -> dict[tuple[str, int], float]:
     """GFLOP/s of pyops' FMA chains (``_C.fma_flops``) per ISA level the CPU has and thread count."""
-    from pyops import _library
-
     C = _library._C
     if C is None or not hasattr(C, "fma_flops"):
         return {}
