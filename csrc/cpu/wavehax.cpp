@@ -21,6 +21,7 @@
 #endif
 
 #include "isa.h"
+#include "simd.h"
 #include "pyops/wavehax.h"
 #include "wavehax_args.h"
 
@@ -104,54 +105,15 @@ struct Kernels {
 
 // ---------------------------------------------------------------- AVX2 / AVX-512 (float32, W | C and H)
 #if defined(__x86_64__)
-// The vector kernels are written once over a traits struct S (vector type, width, operations) and
-// compiled per ISA by the flatten entry points at the end: flatten inlines S's target-specific
-// operations into the entry's target (an always_inline kernel could not call them, as GCC first
-// compiles it for the baseline).  No call passing a vector survives, so -Wpsabi's ABI note is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-struct Avx2 {
-  using V = __m256;
-  static constexpr int W = 8;
-  PYOPS_TARGET_AVX2 static V zero() { return _mm256_setzero_ps(); }
-  PYOPS_TARGET_AVX2 static V set1(float x) { return _mm256_set1_ps(x); }
-  PYOPS_TARGET_AVX2 static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-  PYOPS_TARGET_AVX2 static V load(const float* p) { return _mm256_loadu_ps(p); }
-  PYOPS_TARGET_AVX2 static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-  PYOPS_TARGET_AVX2 static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  PYOPS_TARGET_AVX2 static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  PYOPS_TARGET_AVX2 static V div(V a, V b) { return _mm256_div_ps(a, b); }
-  PYOPS_TARGET_AVX2 static V min(V a, V b) { return _mm256_min_ps(a, b); }
-  PYOPS_TARGET_AVX2 static V max(V a, V b) { return _mm256_max_ps(a, b); }
-  PYOPS_TARGET_AVX2 static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  PYOPS_TARGET_AVX2 static float hsum(V v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_hadd_ps(s, s);
-    return _mm_cvtss_f32(_mm_hadd_ps(s, s));
-  }
-};
-
-struct Avx512 {
-  using V = __m512;
-  static constexpr int W = 16;
-  PYOPS_TARGET_AVX512 static V zero() { return _mm512_setzero_ps(); }
-  PYOPS_TARGET_AVX512 static V set1(float x) { return _mm512_set1_ps(x); }
-  PYOPS_TARGET_AVX512 static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
-  PYOPS_TARGET_AVX512 static V load(const float* p) { return _mm512_loadu_ps(p); }
-  PYOPS_TARGET_AVX512 static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-  PYOPS_TARGET_AVX512 static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  PYOPS_TARGET_AVX512 static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  PYOPS_TARGET_AVX512 static V div(V a, V b) { return _mm512_div_ps(a, b); }
-  PYOPS_TARGET_AVX512 static V min(V a, V b) { return _mm512_min_ps(a, b); }
-  PYOPS_TARGET_AVX512 static V max(V a, V b) { return _mm512_max_ps(a, b); }
-  PYOPS_TARGET_AVX512 static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  PYOPS_TARGET_AVX512 static float hsum(V v) { return _mm512_reduce_add_ps(v); }
-};
+// The vector kernels are written once over simd.h's traits S and compiled per ISA by the flatten
+// entry points at the end.
+using simd::Avx2;
+using simd::Avx512;
 
 // Exact-erf GELU, erf(z) for |z| <= 4 as the odd/even rational z P(z^2) / Q(z^2) also used by
 // Eigen and XLA (max abs error ~5e-7 in float32; |erf| rounds to 1 beyond 4).
 // In place: GCC notes the ABI of a vector passed by value to this baseline-target template, and the
-// pragma above does not silence notes.
+// -Wpsabi pragma (simd.h) does not silence notes.
 template <class S, class V = typename S::V>
 void gelu(V& v) {
   const V z = S::min(S::max(S::mul(v, S::set1(0.70710678118654752f)), S::set1(-4.0f)), S::set1(4.0f));
