@@ -192,6 +192,24 @@ def test_silu_is_torchs_vectorised_silu_bit_for_bit(cpu_isa, dtype):
     assert_same(codes, ref.encode(x.float(), borders, 3))
 
 
+def test_outputs_large_enough_for_huge_pages():
+    """Outputs of 4 MiB and more are advised as transparent huge pages before their first touch
+    (csrc/cpu/alloc.h): still every element written, forward and backward."""
+    x = torch.randn(3 << 20)
+    borders, levels = fewbit.table("silu", 3)
+    y, codes = ops.fewbit_forward(x, borders, 3, "silu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # torch's vector path on every element (see assert_torch_forward)
+    try:
+        want = F.silu(x)
+    finally:
+        torch.set_num_threads(threads)
+    assert_torch_forward("silu", y, want)
+    assert_same(codes, ref.encode(x, borders, 3))
+    g = torch.randn_like(x)
+    assert_same(ops.fewbit_backward(g, codes, levels, 3), ref.backward(g, codes, levels, 3))
+
+
 def test_bf16_codes_on_every_value_and_awkward_borders(cpu_isa):
     """bf16 codes (int16 compares against each border's largest bf16 below it at AVX-512) on every bf16
     value, for real tables and for borders at -0, +0, subnormals below bf16's, values between two

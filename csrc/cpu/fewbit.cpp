@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "fewbit_args.h"
+#include "alloc.h"
 #include "isa.h"
 #include "simd.h"
 #include "pyops/fewbit.h"
@@ -31,9 +32,10 @@ using namespace fewbit_args;
 
 constexpr int64_t kBlock = 1024;           // elements whose codes are staged in registers/L1
 
-// A call's inner borders, and for bf16 inputs each as the int16 key of the largest bf16 <= it: a
-// bf16 x is > b iff it is > that bf16, and keys (the bits, magnitude flipped when negative) order
-// as the values do, -0 and +0 apart, so -0 is keyed as +0 (NaN borders: above every key).
+// A call's inner borders, and for bf16 inputs (AVX2, AVX-512) each as the int16 key of the largest
+// bf16 <= it: a bf16 x is > b iff it is > that bf16, and keys (the bits, magnitude flipped when
+// negative) order as the values do, -0 and +0 apart, so -0 is keyed as +0 (NaN borders: above every
+// key).
 struct Borders {
   const float* values;
   int count;
@@ -84,6 +86,25 @@ PYOPS_TARGET_AVX2 inline __m256i codes32_avx2(const float* __restrict x, const f
   return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));  // undo the packs' interleave
 }
 
+// bf16 codes at AVX2: 16 elements per compare, as int16 keys (see Borders), NaN keyed below every border.
+PYOPS_TARGET_AVX2 inline __m256i codes32_avx2(const at::BFloat16* __restrict x, const int16_t* __restrict keys,
+                                              int n_borders) {
+  __m256i k[2], a[2];
+  for (int r = 0; r < 2; ++r) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 16 * r));
+    const __m256i key = _mm256_xor_si256(v, _mm256_and_si256(_mm256_srai_epi16(v, 15), _mm256_set1_epi16(0x7FFF)));
+    const __m256i nan =
+        _mm256_cmpgt_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7FFF)), _mm256_set1_epi16(0x7F80));
+    k[r] = _mm256_blendv_epi8(key, _mm256_set1_epi16(INT16_MIN), nan);
+    a[r] = _mm256_setzero_si256();
+  }
+  for (int t = 0; t < n_borders; ++t) {
+    const __m256i b = _mm256_set1_epi16(keys[t]);
+    for (int r = 0; r < 2; ++r) a[r] = _mm256_sub_epi16(a[r], _mm256_cmpgt_epi16(k[r], b));
+  }
+  return _mm256_permute4x64_epi64(_mm256_packus_epi16(a[0], a[1]), 0xD8);  // undo the pack's interleave
+}
+
 PYOPS_TARGET_AVX2 void block_codes_avx2(const float* __restrict x, int64_t len, const float* __restrict borders,
                                         int n_borders, uint8_t* __restrict codes) {
   int64_t i = 0;
@@ -96,14 +117,19 @@ PYOPS_TARGET_AVX2 void block_codes_avx2(const float* __restrict x, int64_t len, 
 // stored as 4 overlapping 8-byte words, each group's BITS bytes followed by zeros
 // that the next group overwrites.  Returns how many elements it encoded: it stops
 // where the last word would spill past the block's `bytes` bytes of stream.
-template <int BITS>
-PYOPS_TARGET_AVX2 int64_t block_encode_avx2(const float* __restrict x, int64_t len, const float* __restrict borders,
-                                            int n_borders, uint8_t* __restrict out, int64_t bytes) {
+template <int BITS, typename T>
+PYOPS_TARGET_AVX2 int64_t block_encode_avx2(const T* __restrict x, int64_t len, const Borders& borders,
+                                            uint8_t* __restrict out, int64_t bytes) {
   const __m256i m8 = _mm256_set1_epi64x(0x00FF00FF00FF00FFll), m16 = _mm256_set1_epi64x(0x0000FFFF0000FFFFll);
   const __m256i m32 = _mm256_set1_epi64x(0x00000000FFFFFFFFll);
   int64_t i = 0;
   for (; i + 32 <= len && (i / 8 + 3) * BITS + 8 <= bytes; i += 32) {
-    __m256i w = codes32_avx2(x + i, borders, n_borders);
+    __m256i w;
+    if constexpr (std::is_same_v<T, float>) {
+      w = codes32_avx2(x + i, borders.values, borders.count);
+    } else {
+      w = codes32_avx2(x + i, borders.keys, borders.count);
+    }
     w = _mm256_or_si256(_mm256_and_si256(w, m8), _mm256_srli_epi64(_mm256_andnot_si256(m8, w), 8 - BITS));
     w = _mm256_or_si256(_mm256_and_si256(w, m16), _mm256_srli_epi64(_mm256_andnot_si256(m16, w), 16 - 2 * BITS));
     w = _mm256_or_si256(_mm256_and_si256(w, m32), _mm256_srli_epi64(_mm256_andnot_si256(m32, w), 32 - 4 * BITS));
@@ -239,22 +265,28 @@ auto with_bits(int bits, Fn fn) {  // fn(BITS as a compile-time constant)
 // multiple of 8 elements and own len / 8 * bits bytes; the stream's last group
 // may be short: it is packed through a padded scratch group.  xb is x + base as
 // floats (codes never depend on the dtype).
-void encode_floats(const float* xb, int64_t base, int64_t len, const Borders& borders, uint8_t* out,
-                   int64_t n_bytes, int bits) {
+// The block's whole vector steps straight from registers (float or bf16 x, dst its first byte of the
+// stream); returns how many elements that encoded.
+template <typename T>
+int64_t encode_vectors(const T* x, int64_t len, const Borders& borders, uint8_t* dst, int bits) {
 #if defined(__x86_64__)
   if (isa::avx2()) {
-    // full groups straight from registers; whatever remains goes the general way below
-    const int64_t done = with_bits(bits, [&](auto b) {
-      if (isa::active() == isa::kAvx512)
-        return block_encode_avx512<b()>(xb, len, borders, out + base / 8 * bits);
-      return block_encode_avx2<b()>(xb, len, borders.values, borders.count, out + base / 8 * bits, len / 8 * bits);
+    return with_bits(bits, [&](auto b) {
+      if (isa::active() == isa::kAvx512) return block_encode_avx512<b()>(x, len, borders, dst);
+      return block_encode_avx2<b()>(x, len, borders, dst, len / 8 * bits);
     });
-    xb += done;
-    base += done;
-    len -= done;
-    if (len == 0) return;
   }
 #endif
+  return 0;
+}
+
+void encode_floats(const float* xb, int64_t base, int64_t len, const Borders& borders, uint8_t* out,
+                   int64_t n_bytes, int bits) {
+  const int64_t done = encode_vectors(xb, len, borders, out + base / 8 * bits, bits);  // the rest: below
+  xb += done;
+  base += done;
+  len -= done;
+  if (len == 0) return;
   uint8_t codes[kBlock];
   block_codes(xb, len, borders.values, borders.count, codes);
   const int64_t full = len / 8, rest = len % 8;
@@ -291,17 +323,12 @@ const float* block_floats(const T* x, int64_t base, int64_t len, float* buf) {
 template <typename T>
 void encode_block(const T* x, int64_t base, int64_t len, const Borders& borders, uint8_t* out, int64_t n_bytes,
                   int bits) {
-#if defined(__x86_64__)
-  if constexpr (std::is_same_v<T, at::BFloat16>) {
-    if (isa::active() == isa::kAvx512) {  // whole 64-element steps from the bf16 bits; the rest widened
-      const int64_t done = with_bits(
-          bits, [&](auto b) { return block_encode_avx512<b()>(x + base, len, borders, out + base / 8 * bits); });
-      base += done;
-      len -= done;
-      if (len == 0) return;
-    }
+  if constexpr (std::is_same_v<T, at::BFloat16>) {  // the vector steps from the bf16 bits, the rest widened
+    const int64_t done = encode_vectors(x + base, len, borders, out + base / 8 * bits, bits);
+    base += done;
+    len -= done;
+    if (len == 0) return;
   }
-#endif
   float buf[kBlock];
   encode_floats(block_floats(x, base, len, buf), base, len, borders, out, n_bytes, bits);
 }
@@ -323,8 +350,8 @@ Tensor encode(const Tensor& x_, const Tensor& borders_, int64_t bits) {
   const int64_t n = x.numel();
   Tensor out = at::empty({(n * bits + 7) / 8}, x.options().dtype(at::kByte));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fewbit_encode", [&] {
-    encode_groups<scalar_t>(x.const_data_ptr<scalar_t>(), Borders(borders.const_data_ptr<float>(), (int)borders.numel()),
-                            out.mutable_data_ptr<uint8_t>(), n, (int)bits);
+    const Borders table(borders.const_data_ptr<float>(), (int)borders.numel());
+    encode_groups<scalar_t>(x.const_data_ptr<scalar_t>(), table, out.mutable_data_ptr<uint8_t>(), n, (int)bits);
   });
   return out;
 }
@@ -335,7 +362,7 @@ Tensor encode(const Tensor& x_, const Tensor& borders_, int64_t bits) {
 template <class S, class V = typename S::V>
 void sleef_exp(V& d) {
   using I = typename S::I;
-  const I q = S::round_to_int(S::mul(d, S::set1(1.442695040888963407359924681001892137426645954152985934135449406931f)));
+  const I q = S::round_to_int(S::mul(d, S::set1(1.44269504088896340736f)));  // 1 / ln 2
   const V qf = S::to_float(q);
   V s = S::fmadd(qf, S::set1(-0.693145751953125f), d);  // ln 2 in two parts
   s = S::fmadd(qf, S::set1(-1.428606765330187045e-06f), s);
@@ -418,7 +445,7 @@ std::tuple<Tensor, Tensor> forward(const Tensor& x_, const Tensor& borders_, int
   const at::AutoDispatchBelowADInplaceOrView below_autograd;  // x may require grad: torch's *_out must not see it
   const Tensor x = x_.contiguous().reshape(-1), borders = borders_.to(at::kFloat).contiguous();
   const int64_t n = x.numel(), n_bytes = (n * bits + 7) / 8;
-  Tensor y = at::empty({n}, x.options());
+  Tensor y = empty_huge({n}, x.options());
   Tensor out = at::empty({n_bytes}, x.options().dtype(at::kByte));
   const Borders table(borders.const_data_ptr<float>(), (int)borders.numel());
   uint8_t* po = out.mutable_data_ptr<uint8_t>();
@@ -534,7 +561,7 @@ PYOPS_TARGET_AVX2 int64_t backward_lut_avx2(const uint8_t* __restrict codes, int
 Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_, int64_t bits) {
   check_backward("fewbit_backward", grad_, codes_, levels_, bits);
   const Tensor grad = grad_.contiguous(), codes = codes_.contiguous(), levels = levels_.to(at::kFloat).contiguous();
-  Tensor out = at::empty_like(grad);
+  Tensor out = empty_huge(grad.sizes(), grad.options());
   const int64_t n = grad.numel(), n_bytes = codes.numel();
   const float* lv = levels.const_data_ptr<float>();
   const uint8_t* pc = codes.const_data_ptr<uint8_t>();

@@ -20,6 +20,7 @@
 #include <immintrin.h>
 #endif
 
+#include "alloc.h"
 #include "isa.h"
 #include "simd.h"
 #include "pyops/wavehax.h"
@@ -372,7 +373,7 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
   wavehax_args::check_block(op, x_, dw_weight, norm_weight, norm_bias, pw1_weight, pw1_bias, pw2_weight, pw2_bias,
                             layer_scale);
   const Tensor x = x_.contiguous();
-  Tensor h = at::empty_like(x, at::MemoryFormat::Contiguous);
+  Tensor h = empty_huge(x.sizes(), x.options());
   if (x.numel() == 0) return h;
   const int64_t C = x.size(3), H = pw1_weight.size(0), KF = dw_weight.size(2), KT = dw_weight.size(3), Tn = x.size(2);
   const Tensor dw = dw_weight.reshape({C, KF * KT}).t().contiguous();
@@ -407,7 +408,7 @@ Tensor harmonic_prior(const Tensor& f0_, const Tensor& noise_, const Tensor& pha
                       double power_factor) {
   wavehax_args::check_prior("wavehax_harmonic_prior", f0_, noise_, phase0_, hop, sample_rate, power_factor);
   const Tensor f0 = f0_.contiguous(), noise = noise_.contiguous(), phase0 = phase0_.contiguous();
-  Tensor out = at::empty_like(noise, at::MemoryFormat::Contiguous);
+  Tensor out = empty_huge(noise.sizes(), noise.options());
   const int64_t B = f0.size(0), N = f0.size(2);
   const float* pf = f0.const_data_ptr<float>();
   const float* pn = noise.const_data_ptr<float>();
