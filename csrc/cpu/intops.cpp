@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "intops_args.h"
+#include "alloc.h"
 #include "isa.h"
 #if defined(PYOPS_ISA_X86)
 #include <immintrin.h>
@@ -266,7 +267,7 @@ Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t outpu
               "'shiftmax', got '", method, "'");
   check_softmax(x0, b, c, output_bits, ibert);
   const Tensor x = x_.contiguous();
-  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
+  Tensor out = empty_huge(x.sizes(), x.options().dtype(at::kInt));
   auto e_of = [&](int64_t d) { return ibert ? io::ibert_exp16(-d, x0, b, c) : io::shift_exp(-d, x0, 15); };
   const int out_shift = 32 - (int)output_bits;
   const int64_t span = table_span(x);
@@ -333,7 +334,7 @@ Tensor softmax(const Tensor& x_, int64_t x0, int64_t b, int64_t c, int64_t outpu
 Tensor exp(const Tensor& x_, int64_t x0, int64_t b, int64_t c) {
   check_exp(x_, x0, b, c);
   const Tensor x = x_.contiguous();
-  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
+  Tensor out = empty_huge(x.sizes(), x.options().dtype(at::kLong));
   PYOPS_DISPATCH_INT(x.scalar_type(), "intops_exp", [&] {
     const scalar_t* px = x.const_data_ptr<scalar_t>();
     int64_t* po = out.mutable_data_ptr<int64_t>();
@@ -457,7 +458,7 @@ Tensor gelu(const Tensor& x_, const Tensor& b_, const Tensor& c_, const Tensor& 
   check_gelu(b, c, one);
   const int64_t *pb = b.const_data_ptr<int64_t>(), *pc = c.const_data_ptr<int64_t>(),
                 *pone = one.const_data_ptr<int64_t>();
-  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
+  Tensor out = empty_huge(x.sizes(), x.options().dtype(at::kLong));
   std::vector<int32_t> k32;
   const GeluForm form = isa::avx2() ? gelu_form(pb, pc, pone, channels, k32) : GeluForm::kScalar;
   const bool vec = form != GeluForm::kScalar, stream = vec && stream_rows(out);
@@ -493,7 +494,7 @@ Tensor shiftgelu(const Tensor& x_, int64_t x0, int64_t output_bits) {
   check_rows("intops_shiftgelu", x_);
   check_shiftgelu(x0, output_bits);
   const Tensor x = x_.contiguous();
-  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kLong));
+  Tensor out = empty_huge(x.sizes(), x.options().dtype(at::kLong));
   const int out_shift = 32 - (int)output_bits;
   auto sigma = [&](int64_t v, int64_t mx, int64_t e_max) {
     const int64_t e = io::shift_exp(v - mx, x0, 23);
@@ -671,7 +672,7 @@ Tensor layernorm(const Tensor& x_, const Tensor& bias_, int64_t shift, c10::stri
   const int64_t n = x_.size(-1);
   const Tensor x = x_.contiguous(), bias = channel_constant("intops_layernorm", "bias_int", bias_, n);
   const int64_t* pbias = bias.const_data_ptr<int64_t>();
-  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
+  Tensor out = empty_huge(x.sizes(), x.options().dtype(at::kInt));
   const bool vec = isa::avx2(), stream = vec && stream_rows(out);
   const int64_t limit = io::layernorm_shift_limit(n);
   std::vector<int32_t> bias32(vec ? n : 0);
@@ -817,7 +818,7 @@ Tensor requantize(const Tensor& x_, const Tensor& m_, const Tensor& e_, int64_t 
   check_requantize(m, e, bits);
   const int64_t *pm = m.const_data_ptr<int64_t>(), *pe = e.const_data_ptr<int64_t>();
   const int64_t lo = -(int64_t(1) << (bits - 1)), hi = (int64_t(1) << (bits - 1)) - 1;
-  Tensor out = at::empty(x.sizes(), x.options().dtype(at::kInt));
+  Tensor out = empty_huge(x.sizes(), x.options().dtype(at::kInt));
   const int64_t numel = x.numel();
   if (numel == 0) return out;
   // one (m, e) for all channels: a flat loop; else per channel, 8-channel blocks below C8 vectorised

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "alloc.h"
 #include "isa.h"
 #include "pam_args.h"
 #include "pyops/pam.h"
@@ -445,7 +446,7 @@ Tensor bmm(const Tensor& a_, const Tensor& b_, double offset, bool /*exact_grad:
   const int64_t batch = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
   // every kernel writes all of its output: no zero-fill pass unless K == 0
   if (batch * M * N == 0 || K == 0) return at::zeros({batch, M, N}, a_.options());
-  Tensor out = at::empty({batch, M, N}, a.options());
+  Tensor out = empty_huge({batch, M, N}, a.options());
   AT_DISPATCH_FLOATING_TYPES(ct, "pam_bmm", [&] {
     const auto bias = pam::bias<scalar_t>((scalar_t)offset);
     for (int64_t s = 0; s < batch; ++s) {
