@@ -178,7 +178,8 @@ def test_silu_is_torchs_vectorised_silu_bit_for_bit(cpu_isa, dtype):
         x = torch.arange(-2 ** 15, 2 ** 15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
     else:
         g = torch.Generator().manual_seed(0)
-        x = torch.randint(-2 ** 31, 2 ** 31 - 1, (1 << 20,), dtype=torch.int32, generator=g).view(torch.float32)
+        x = torch.randint(-2 ** 31, 2 ** 31 - 1, (1 << 20,), dtype=torch.int32, generator=g)
+        x = x.view(torch.float32)
         x[:6] = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), -104.0, 100.0])
     borders, _ = fewbit.table("silu", 3)
     threads = torch.get_num_threads()

@@ -261,10 +261,6 @@ auto with_bits(int bits, Fn fn) {  // fn(BITS as a compile-time constant)
   }
 }
 
-// Codes of x[base, base + len) -> their bytes of the stream.  Blocks start at a
-// multiple of 8 elements and own len / 8 * bits bytes; the stream's last group
-// may be short: it is packed through a padded scratch group.  xb is x + base as
-// floats (codes never depend on the dtype).
 // The block's whole vector steps straight from registers (float or bf16 x, dst its first byte of the
 // stream); returns how many elements that encoded.
 template <typename T>
@@ -280,6 +276,10 @@ int64_t encode_vectors(const T* x, int64_t len, const Borders& borders, uint8_t*
   return 0;
 }
 
+// Codes of x[base, base + len) -> their bytes of the stream.  Blocks start at a
+// multiple of 8 elements and own len / 8 * bits bytes; the stream's last group
+// may be short: it is packed through a padded scratch group.  xb is x + base as
+// floats (codes never depend on the dtype).
 void encode_floats(const float* xb, int64_t base, int64_t len, const Borders& borders, uint8_t* out,
                    int64_t n_bytes, int bits) {
   const int64_t done = encode_vectors(xb, len, borders, out + base / 8 * bits, bits);  // the rest: below

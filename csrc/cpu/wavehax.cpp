@@ -415,11 +415,27 @@ Tensor harmonic_prior(const Tensor& f0_, const Tensor& noise_, const Tensor& pha
   const double* ph = phase0.const_data_ptr<double>();
   float* po = out.mutable_data_ptr<float>();
   const int sr = (int)sample_rate;
-  // the phase is a running sum over the whole utterance: parallel over utterances only
+  // The phase is a running sum over the utterance.  A serial pass of adds only (a few % of the work)
+  // records it at each chunk's first sample; the chunks then run in parallel from there, with the
+  // same sums in the same order as one serial loop.
+  constexpr int64_t kFrames = 32;
+  const int64_t chunks = (N + kFrames - 1) / kFrames;
+  std::vector<double> start((size_t)(B * chunks));
   at::parallel_for(0, B, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t b = lo; b < hi; ++b) {
       double cycles = ph[b] - std::floor(ph[b]);
       for (int64_t i = 0; i < N; ++i) {
+        if (i % kFrames == 0) start[(size_t)(b * chunks + i / kFrames)] = cycles;
+        const double radius = (double)pf[b * N + i] / (double)sr;
+        for (int64_t s = 0; s < hop; ++s) cycles = wh::advance_phase(cycles, radius);
+      }
+    }
+  });
+  at::parallel_for(0, B * chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; ++j) {
+      const int64_t b = j / chunks, i0 = j % chunks * kFrames;
+      double cycles = start[(size_t)j];
+      for (int64_t i = i0; i < std::min(N, i0 + kFrames); ++i) {
         const float f = pf[b * N + i];
         const double k = wh::harmonic_count(f, sr);
         const double amp = wh::harmonic_amplitude(f, sr, power_factor), radius = (double)f / (double)sr;
