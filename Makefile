@@ -10,7 +10,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
-SRCS   := $(wildcard csrc/*/*.cpp csrc/*/*.cu csrc/*/*.cuh csrc/include/pyops/*.h) setup.py
+SRCS   := $(wildcard csrc/*/*.cpp csrc/*/*.h csrc/*/*.cu csrc/*/*.cuh csrc/include/pyops/*.h) setup.py
 export MAX_JOBS ?= 2
 
 .PHONY: test bench bench-quick ctest cuda-bindings cuda-emu cuda-emu-tsan triton-aot gpu-check dist-check mypy fuzz pytest clean

@@ -147,6 +147,11 @@ def test_codes_and_backward_bit_exact_on_every_isa(cpu_isa, bits):
     xs[3:3 + len(borders)] = borders
     assert_same(ops.fewbit_encode(xs, borders, bits), ref.encode(xs, borders, bits))
     assert_same(ops.fewbit_forward(xs, borders, bits, "gelu")[1], ref.encode(xs, borders, bits))
+    # SiLU's own forward: codes beside the activation (one loop at AVX-512 for <= 4 bits), fp32 and bf16
+    silu_borders, _ = fewbit.table("silu", bits)
+    xs[4:4 + len(silu_borders)] = silu_borders
+    for x in [xs, xs.bfloat16()]:
+        assert_same(ops.fewbit_forward(x, silu_borders, bits, "silu")[1], ref.encode(x.float(), silu_borders, bits))
     for dtype in [torch.float32, torch.bfloat16]:
         grad = torch.randn(1003)
         grad[:4] = torch.tensor([float("nan"), float("inf"), -3.3e38, 1e-40])  # NaN, inf, bf16 overflow, denormal
