@@ -150,8 +150,11 @@ def test_codes_and_backward_bit_exact_on_every_isa(cpu_isa, bits):
     # SiLU's own forward: codes beside the activation (one loop at AVX-512 for <= 4 bits), fp32 and bf16
     silu_borders, _ = fewbit.table("silu", bits)
     xs[4:4 + len(silu_borders)] = silu_borders
+    shuffled = silu_borders.flip(0).clone()  # counts need no order: unsorted borders and a NaN one
+    shuffled[len(shuffled) // 2] = float("nan")
     for x in [xs, xs.bfloat16()]:
-        assert_same(ops.fewbit_forward(x, silu_borders, bits, "silu")[1], ref.encode(x.float(), silu_borders, bits))
+        for b in [silu_borders, shuffled]:
+            assert_same(ops.fewbit_forward(x, b, bits, "silu")[1], ref.encode(x.float(), b, bits))
     for dtype in [torch.float32, torch.bfloat16]:
         grad = torch.randn(1003)
         grad[:4] = torch.tensor([float("nan"), float("inf"), -3.3e38, 1e-40])  # NaN, inf, bf16 overflow, denormal

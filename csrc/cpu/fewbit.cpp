@@ -39,10 +39,12 @@ constexpr int64_t kBlock = 1024;           // elements whose codes are staged in
 struct Borders {
   const float* values;
   int count;
+  bool sorted;  // non-decreasing, no NaN: the compare masks form a thermometer code (counts need no order)
   int16_t keys[255];
 
-  Borders(const float* b, int n) : values(b), count(n) {
+  Borders(const float* b, int n) : values(b), count(n), sorted(true) {
     for (int t = 0; t < n; ++t) {
+      if (!(t == 0 || b[t - 1] <= b[t]) || std::isnan(b[t])) sorted = false;
       uint32_t u;
       std::memcpy(&u, &b[t], 4);
       uint16_t h = (uint16_t)(u >> 16);                    // toward zero
@@ -469,7 +471,7 @@ void silu_forward(const T* x, T* y, const Borders& borders, uint8_t* out, int64_
   at::parallel_for(0, (n + kBlock - 1) / kBlock, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t blk = lo; blk < hi; ++blk) {
       int64_t base = blk * kBlock, len = std::min(kBlock, n - base);
-      if (wide && bits <= 4) {
+      if (wide && bits <= 4 && borders.sorted) {
         const int64_t done = with_bits(bits, [&](auto b) -> int64_t {
           if constexpr (b() <= 4) return silu_codes_avx512<b()>(x + base, y + base, len, borders.values,
                                                                 out + base / 8 * bits);
