@@ -393,18 +393,17 @@ void silu_vector(V& v) {
 template <class S, typename T>
 void silu_block(const T* __restrict x, T* __restrict y, int64_t len) {
   using V = typename S::V;
-  auto silu = [](V& v) { silu_vector<S>(v); };
   int64_t i = 0;
   for (; i + S::W <= len; i += S::W) {
     V v = S::load(x + i);
-    silu(v);
+    silu_vector<S>(v);
     S::store(y + i, v);
   }
   if (i < len) {
     T in[S::W] = {}, out[S::W];
     std::memcpy(in, x + i, (len - i) * sizeof(T));
     V v = S::load(in);
-    silu(v);
+    silu_vector<S>(v);
     S::store(out, v);
     std::memcpy(y + i, out, (len - i) * sizeof(T));
   }
