@@ -235,6 +235,42 @@ def test_bf16_codes_on_every_value_and_awkward_borders(cpu_isa):
         assert_same(ops.fewbit_forward(x, borders, 1, "gelu")[1], ref.encode(x.float(), borders, 1))
 
 
+def _encode_at(isa, x, borders, bits):
+    before = pyops._library.cpu_isa()
+    pyops._library.set_cpu_isa(isa)
+    try:
+        return ops.fewbit_encode(x, borders, bits)
+    finally:
+        pyops._library.set_cpu_isa(before)
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_float_codes_from_signs_at_awkward_borders(cpu_isa, flush):
+    """At AVX-512, float codes against sorted finite borders come from the sign bits of b - x (normal or
+    zero borders, -0 read as +0; others are compared).  Checked on -0/+0, subnormals, the neighbours of
+    each border, the infinities and NaNs of either sign; and with denormals flushed to zero, where they
+    compare as zero, against the scalar copy's plain compares (the reference's bucketize does not flush)."""
+    nan = torch.tensor([0x7FC00000, -0x400000, 0x7F800001, -0x7FFFFF], dtype=torch.int32).view(torch.float32)
+    tables = [[0.0], [-0.0], [1e-40], [-1e-40], [float("inf")], [-float("inf")], [-1.0, -0.0, 1.0],
+              [-1e-40, 0.0, 1e-40], [1.17549435e-38, 1.17549435e-38, 3.0e38], [-3.4e38, -1.0, 2.0]]
+    g = torch.Generator().manual_seed(0)
+    for b in tables:
+        borders = torch.tensor(b, dtype=torch.float32)
+        bits = max(1, math.ceil(math.log2(len(b) + 1)))
+        near = torch.cat([borders, borders.nextafter(torch.tensor(math.inf)), borders.nextafter(torch.tensor(-math.inf))])
+        x = torch.cat([near, nan, torch.tensor([0.0, -0.0, 1e-45, -1e-45, 1e-40, -1e-40, math.inf, -math.inf, 1.0,
+                                                -1.0, 3.4e38, -3.4e38]), torch.randn(97, generator=g) * 2])
+        x = x.repeat(5)[torch.randperm(5 * len(x), generator=g)]  # the 16-element steps and the tail
+        torch.set_flush_denormal(flush)
+        try:
+            want = _encode_at("scalar", x, borders, bits) if flush else ref.encode(x, borders, bits)
+            assert_same(ops.fewbit_encode(x, borders, bits), want)
+            for fn in ["silu", "gelu"]:
+                assert_same(ops.fewbit_forward(x, borders, bits, fn)[1], want)
+        finally:
+            torch.set_flush_denormal(False)
+
+
 @pytest.mark.parametrize("name", sorted(fewbit.FUNCTIONS))
 def test_forward_is_torch_and_backward_is_levels_times_grad(name):
     x = (torch.randn(3, 50) * 3).requires_grad_()
