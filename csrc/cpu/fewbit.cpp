@@ -704,6 +704,32 @@ PYOPS_TARGET_AVX2 int64_t backward_lut_avx2(const uint8_t* __restrict codes, int
   }
   return q;  // the groups from here on (the stream's end) take the generic path
 }
+
+// AVX-512, fp32 or bf16 with at most 16 levels (bits <= 4): 16 elements per step, their two groups'
+// code words broadcast to the two halves and shifted per lane.  The table repeats its 2^BITS levels
+// across all 16 lanes, so a lane's bits above BITS (the next codes) need no mask: vpermps reads 4.
+template <int BITS, typename T>
+PYOPS_TARGET_AVX512 int64_t backward_lut_avx512(const uint8_t* __restrict codes, int64_t g0, int64_t g1, int64_t n,
+                                              int64_t n_bytes, const T* __restrict g, const float* __restrict levels,
+                                              T* __restrict out) {
+  static_assert(BITS <= 4, "the table must fit one 16-lane register");
+  using S = simd::Avx512;
+  float table[16];
+  for (int k = 0; k < 16; ++k) table[k] = levels[k & ((1 << BITS) - 1)];
+  const __m512 lv = _mm512_loadu_ps(table);
+  const __m512i shifts = _mm512_setr_epi32(0, BITS, 2 * BITS, 3 * BITS, 4 * BITS, 5 * BITS, 6 * BITS, 7 * BITS, 0, BITS,
+                                           2 * BITS, 3 * BITS, 4 * BITS, 5 * BITS, 6 * BITS, 7 * BITS);
+  int64_t q = g0;
+  for (; q + 2 <= g1 && q * 8 + 16 <= n && q * BITS + 8 <= n_bytes; q += 2) {
+    uint64_t w;
+    std::memcpy(&w, codes + q * BITS, 8);
+    const __m512i words = _mm512_mask_set1_epi32(_mm512_set1_epi32((int)(uint32_t)w), 0xFF00,
+                                                 (int)(uint32_t)(w >> (8 * BITS)));
+    const __m512 level = _mm512_permutexvar_ps(_mm512_srlv_epi32(words, shifts), lv);
+    S::store(out + q * 8, S::mul(level, S::load(g + q * 8)));
+  }
+  return q;
+}
 #endif
 
 Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_, int64_t bits) {
@@ -721,8 +747,12 @@ Tensor backward(const Tensor& grad_, const Tensor& codes_, const Tensor& levels_
       with_bits((int)bits, [&](auto b) {
         int64_t from = lo;
 #if defined(__x86_64__)
-        if constexpr ((std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, at::BFloat16>) && b() <= 3) {
-          if (isa::avx2()) from = backward_lut_avx2<b(), scalar_t>(pc, lo, hi, n, n_bytes, pg, lv, po);
+        if constexpr ((std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, at::BFloat16>) && b() <= 4) {
+          if (isa::active() == isa::kAvx512) {
+            from = backward_lut_avx512<b(), scalar_t>(pc, lo, hi, n, n_bytes, pg, lv, po);
+          } else if constexpr (b() <= 3) {
+            if (isa::avx2()) from = backward_lut_avx2<b(), scalar_t>(pc, lo, hi, n, n_bytes, pg, lv, po);
+          }
         }
 #endif
         backward_groups<b(), scalar_t, acc_t>(pc, from, hi, n, n_bytes, pg, lv, po);
