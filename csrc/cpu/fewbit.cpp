@@ -530,8 +530,8 @@ PYOPS_TARGET_AVX2 __attribute__((flatten)) void silu_avx2(const T* x, T* y, int6
   silu_block<simd::Avx2>(x, y, len);
 }
 
-// SiLU and its codes in one loop at AVX-512, for <= 4 bits and Borders::signs (codes16_signs).
-// Returns the elements done (whole 16s).
+// SiLU and its codes in one loop at AVX-512, for <= 4 bits: floats 16 at a time (Borders::signs),
+// bf16s 32 at a time from their keys (sorted borders).  Returns the elements done.
 template <int BITS, typename T>
 PYOPS_TARGET_AVX512 __attribute__((flatten)) int64_t silu_codes_avx512(const T* __restrict x, T* __restrict y,
                                                                       int64_t len, const Borders& borders,
@@ -541,19 +541,33 @@ PYOPS_TARGET_AVX512 __attribute__((flatten)) int64_t silu_codes_avx512(const T* 
   __m512i keys[(1 << BITS) - 1];
   sign_borders<BITS>(borders, b, keys);
   int64_t i = 0;
-  for (; i + 16 <= len; i += 16) {
-    __m512 v = S::load(x + i);
-    const uint64_t w = codes16_signs<BITS>(v, b);
-    std::memcpy(out + i / 8 * BITS, &w, 2 * BITS);
-    silu_vector<S>(v);
-    S::store(y + i, v);
+  if constexpr (std::is_same_v<T, float>) {
+    for (; i + 16 <= len; i += 16) {
+      __m512 v = S::load(x + i);
+      const uint64_t w = codes16_signs<BITS>(v, b);
+      std::memcpy(out + i / 8 * BITS, &w, 2 * BITS);
+      silu_vector<S>(v);
+      S::store(y + i, v);
+    }
+  } else {
+    for (; i + 32 <= len; i += 32) {
+      uint64_t w[2];
+      codes32_signs<BITS>(x + i, keys, w);
+      std::memcpy(out + i / 8 * BITS, &w[0], 2 * BITS);
+      std::memcpy(out + i / 8 * BITS + 2 * BITS, &w[1], 2 * BITS);
+      __m512 v0 = S::load(x + i), v1 = S::load(x + i + 16);
+      silu_vector<S>(v0);
+      silu_vector<S>(v1);
+      S::store(y + i, v0);
+      S::store(y + i + 16, v1);
+    }
   }
   return i;
 }
 
 // fewbit_forward's SiLU at the AVX2 and AVX-512 levels: each block is encoded, then activated while
-// in L1 (at AVX-512 and <= 4 bits, both in one loop), so x is read from memory once (torch's silu_out per chunk read it again: 4M fp32 on Zen 5,
-// 2.6 ms against 1.1 ms for torch's SiLU alone).  y is torch's vectorised SiLU bit for bit; torch
+// in L1 (at AVX-512 and <= 4 bits, both in one loop), so x is read from memory once (torch's silu_out
+// per chunk read it again: 4M fp32 on Zen 5, 2.6 ms against 1.1 ms for torch's SiLU alone).  y is torch's vectorised SiLU bit for bit; torch
 // computes each thread's last n mod 32 elements with libm's expf, which can differ in the last bit.
 template <typename T>
 void silu_forward(const T* x, T* y, const Borders& borders, uint8_t* out, int64_t n, int bits) {
@@ -562,7 +576,7 @@ void silu_forward(const T* x, T* y, const Borders& borders, uint8_t* out, int64_
   at::parallel_for(0, (n + kBlock - 1) / kBlock, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t blk = lo; blk < hi; ++blk) {
       int64_t base = blk * kBlock, len = std::min(kBlock, n - base);
-      if (wide && bits <= 4 && borders.signs) {
+      if (wide && bits <= 4 && (std::is_same_v<T, float> ? borders.signs : borders.sorted)) {
         const int64_t done = with_bits(bits, [&](auto b) -> int64_t {
           if constexpr (b() <= 4) return silu_codes_avx512<b()>(x + base, y + base, len, borders,
                                                                 out + base / 8 * bits);
@@ -585,7 +599,7 @@ void silu_forward(const T* x, T* y, const Borders& borders, uint8_t* out, int64_
 // after the activation found x evicted by y's writes (fp32 GELU at 4M, Zen 5: 3.1
 // against 4.1 ms).  Chunks are large because torch's fp32 GELU goes through oneDNN,
 // whose per-call cost is ~50 us.
-constexpr int64_t kChunk = 64 * kBlock;
+constexpr int64_t kChunk = 256 * kBlock;
 
 std::tuple<Tensor, Tensor> forward(const Tensor& x_, const Tensor& borders_, int64_t bits, c10::string_view fn_name) {
   check_encode("fewbit_forward", x_, borders_, bits);
