@@ -275,10 +275,10 @@ PYOPS_TARGET_AVX512 inline uint64_t codes16_signs(__m512 v, const __m512* b) {
   return w;
 }
 
-// The codes of 32 bf16s, packed into two words (2 BITS bytes each), from their int16 keys (see
-// Borders): key(b) - key(x), saturated, is negative iff x > b; NaN lanes are cleared.
+// The codes of 32 bf16s, packed into their 4 BITS bytes at dst, from their int16 keys (see Borders):
+// key(b) - key(x), saturated, is negative iff x > b; NaN lanes are cleared.
 template <int BITS>
-PYOPS_TARGET_AVX512 inline void codes32_signs(const at::BFloat16* x, const __m512i* keys, uint64_t* w) {
+PYOPS_TARGET_AVX512 inline void codes32_signs(const at::BFloat16* x, const __m512i* keys, uint8_t* dst) {
   constexpr int kBorders = (1 << BITS) - 1;
   const __m512i v = _mm512_loadu_si512(x);
   const __m512i key = _mm512_ternarylogic_epi32(v, _mm512_srai_epi16(v, 15), _mm512_set1_epi16(0x7FFF),
@@ -289,23 +289,30 @@ PYOPS_TARGET_AVX512 inline void codes32_signs(const at::BFloat16* x, const __m51
 #pragma GCC unroll 16
   for (int t = 1; t <= kBorders; ++t) d[t] = _mm512_subs_epi16(keys[t - 1], key);
   bit_planes<BITS>(d, plane);
-  w[0] = w[1] = 0;
+  uint64_t w[2] = {};
 #pragma GCC unroll 4
   for (int j = 0; j < BITS; ++j) {
     const uint32_t m = _mm512_mask_test_epi16_mask(ordered, plane[j], _mm512_set1_epi16(INT16_MIN));
     w[0] |= _pdep_u64(m & 0xFFFF, deposit_mask(BITS, j));
     w[1] |= _pdep_u64(m >> 16, deposit_mask(BITS, j));
   }
+  std::memcpy(dst, &w[0], 2 * BITS);
+  std::memcpy(dst + 2 * BITS, &w[1], 2 * BITS);
 }
 
-// The borders as codes16_signs / codes32_signs take them.
+// The borders broadcast as codes16_signs (floats, -0 as +0) and codes32_signs (bf16 keys) take them.
 template <int BITS>
-PYOPS_TARGET_AVX512 inline void sign_borders(const Borders& borders, __m512* b, __m512i* keys) {
-  for (int t = 0; t < (1 << BITS) - 1; ++t) {
-    b[t] = _mm512_set1_ps(borders.values[t] == 0 ? 0.0f : borders.values[t]);
-    keys[t] = _mm512_set1_epi16(borders.keys[t]);
+struct SignBorders {
+  __m512 values[(1 << BITS) - 1];
+  __m512i keys[(1 << BITS) - 1];
+
+  PYOPS_TARGET_AVX512 explicit SignBorders(const Borders& borders) {
+    for (int t = 0; t < (1 << BITS) - 1; ++t) {
+      values[t] = _mm512_set1_ps(borders.values[t] == 0 ? 0.0f : borders.values[t]);
+      keys[t] = _mm512_set1_epi16(borders.keys[t]);
+    }
   }
-}
+};
 
 // block_encode_avx512 for <= 4 bits and sorted borders: 16 floats or 32 bf16s per step (Borders::signs
 // for floats, sorted for bf16).  Returns how many elements it encoded.
@@ -313,22 +320,15 @@ template <int BITS, typename T>
 PYOPS_TARGET_AVX512 int64_t block_encode_signs(const T* __restrict x, int64_t len, const Borders& borders,
                                                uint8_t* __restrict out) {
   static_assert(BITS <= 4, "a code word per 16 elements");
-  __m512 b[(1 << BITS) - 1];
-  __m512i keys[(1 << BITS) - 1];
-  sign_borders<BITS>(borders, b, keys);
+  const SignBorders<BITS> b(borders);
   int64_t i = 0;
   if constexpr (std::is_same_v<T, float>) {
     for (; i + 16 <= len; i += 16) {
-      const uint64_t w = codes16_signs<BITS>(_mm512_loadu_ps(x + i), b);
+      const uint64_t w = codes16_signs<BITS>(_mm512_loadu_ps(x + i), b.values);
       std::memcpy(out + i / 8 * BITS, &w, 2 * BITS);
     }
   } else {
-    for (; i + 32 <= len; i += 32) {
-      uint64_t w[2];
-      codes32_signs<BITS>(x + i, keys, w);
-      std::memcpy(out + i / 8 * BITS, &w[0], 2 * BITS);
-      std::memcpy(out + i / 8 * BITS + 2 * BITS, &w[1], 2 * BITS);
-    }
+    for (; i + 32 <= len; i += 32) codes32_signs<BITS>(x + i, b.keys, out + i / 8 * BITS);
   }
   return i;
 }
@@ -537,24 +537,19 @@ PYOPS_TARGET_AVX512 __attribute__((flatten)) int64_t silu_codes_avx512(const T* 
                                                                       int64_t len, const Borders& borders,
                                                                       uint8_t* __restrict out) {
   using S = simd::Avx512;
-  __m512 b[(1 << BITS) - 1];
-  __m512i keys[(1 << BITS) - 1];
-  sign_borders<BITS>(borders, b, keys);
+  const SignBorders<BITS> b(borders);
   int64_t i = 0;
   if constexpr (std::is_same_v<T, float>) {
     for (; i + 16 <= len; i += 16) {
       __m512 v = S::load(x + i);
-      const uint64_t w = codes16_signs<BITS>(v, b);
+      const uint64_t w = codes16_signs<BITS>(v, b.values);
       std::memcpy(out + i / 8 * BITS, &w, 2 * BITS);
       silu_vector<S>(v);
       S::store(y + i, v);
     }
   } else {
     for (; i + 32 <= len; i += 32) {
-      uint64_t w[2];
-      codes32_signs<BITS>(x + i, keys, w);
-      std::memcpy(out + i / 8 * BITS, &w[0], 2 * BITS);
-      std::memcpy(out + i / 8 * BITS + 2 * BITS, &w[1], 2 * BITS);
+      codes32_signs<BITS>(x + i, b.keys, out + i / 8 * BITS);
       __m512 v0 = S::load(x + i), v1 = S::load(x + i + 16);
       silu_vector<S>(v0);
       silu_vector<S>(v1);
