@@ -217,6 +217,11 @@ def test_outputs_large_enough_for_huge_pages():
     assert_same(codes, ref.encode(x, borders, 3))
     g = torch.randn_like(x)
     assert_same(ops.fewbit_backward(g, codes, levels, 3), ref.backward(g, codes, levels, 3))
+    # GELU: torch's kernel on 1M-element chunks, the last one short
+    gelu_borders, _ = fewbit.table("gelu", 3)
+    y, codes = ops.fewbit_forward(x[:-5], gelu_borders, 3, "gelu")
+    assert_same(y, F.gelu(x[:-5]))
+    assert_same(codes, ref.encode(x[:-5], gelu_borders, 3))
 
 
 def test_bf16_codes_on_every_value_and_awkward_borders(cpu_isa):

@@ -589,12 +589,16 @@ void silu_forward(const T* x, T* y, const Borders& borders, uint8_t* out, int64_
 #endif
 
 // The fused forward: y = f(x) and the code stream in one pass over memory.  Each
-// chunk of kChunk elements is encoded, which brings it into cache, then goes through
-// torch's own activation kernel (bit-exact with the native function).  Encoding
-// after the activation found x evicted by y's writes (fp32 GELU at 4M, Zen 5: 3.1
-// against 4.1 ms).  Chunks are large because torch's fp32 GELU goes through oneDNN,
-// whose per-call cost is ~50 us.
-constexpr int64_t kChunk = 256 * kBlock;
+// chunk is encoded, which brings it into cache, then goes through torch's own
+// activation kernel (bit-exact with the native function).  Encoding after the
+// activation was no faster.  Chunks are large because torch's GELU goes through
+// oneDNN, whose per-call cost is ~10 us: 1M elements (4 MB of fp32, in L3) when
+// there is work enough for every thread, down to 256K so that there is.  At 4M, 1
+// thread, Zen 5: 2-9% faster than 256K chunks (fp32 and bf16 GELU, interleaved).
+int64_t chunk_elements(int64_t n) {
+  const int64_t per_thread = (n + at::get_num_threads() - 1) / at::get_num_threads();
+  return std::clamp((per_thread + kBlock - 1) / kBlock, int64_t(256), int64_t(1024)) * kBlock;
+}
 
 std::tuple<Tensor, Tensor> forward(const Tensor& x_, const Tensor& borders_, int64_t bits, c10::string_view fn_name) {
   check_encode("fewbit_forward", x_, borders_, bits);
@@ -620,9 +624,10 @@ std::tuple<Tensor, Tensor> forward(const Tensor& x_, const Tensor& borders_, int
 #endif
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fewbit_forward", [&] {
     const scalar_t* px = x.const_data_ptr<scalar_t>();
-    at::parallel_for(0, (n + kChunk - 1) / kChunk, 1, [&](int64_t lo, int64_t hi) {
+    const int64_t chunk = chunk_elements(n);
+    at::parallel_for(0, (n + chunk - 1) / chunk, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t c = lo; c < hi; ++c) {
-        const int64_t start = c * kChunk, len = std::min(kChunk, n - start);
+        const int64_t start = c * chunk, len = std::min(chunk, n - start);
         Tensor yc = y.narrow(0, start, len);
         for (int64_t base = start; base < start + len; base += kBlock)
           encode_block(px, base, std::min(kBlock, n - base), table, po, n_bytes, (int)bits);
