@@ -175,16 +175,22 @@ PYOPS_TARGET_AVX512 void block_codes_avx512(const float* __restrict x, int64_t l
   if (i < len) block_codes_avx2(x + i, len - i, borders, n_borders, codes + i);
 }
 
+// The int16 keys of 32 bf16s (see Borders: the bits, magnitude flipped when negative), and which
+// of them are NaN.
+PYOPS_TARGET_AVX512 inline __m512i bf16_keys(const at::BFloat16* x, __mmask32* nan) {
+  const __m512i v = _mm512_loadu_si512(x);
+  *nan = _mm512_cmpgt_epi16_mask(_mm512_and_si512(v, _mm512_set1_epi16(0x7FFF)), _mm512_set1_epi16(0x7F80));
+  return _mm512_ternarylogic_epi32(v, _mm512_srai_epi16(v, 15), _mm512_set1_epi16(0x7FFF), 0x78);  // v ^ (s & m)
+}
+
 // bf16 codes at AVX-512: 32 elements per compare, as int16 keys ordered as the values (x > b iff
 // key(x) > key(the largest bf16 <= b), see Borders), NaN keyed below every border.
 PYOPS_TARGET_AVX512 inline __m512i codes64_avx512(const at::BFloat16* __restrict x, const int16_t* __restrict keys,
                                                   int n_borders) {
   __m512i k[2], a[2];
   for (int r = 0; r < 2; ++r) {
-    const __m512i v = _mm512_loadu_si512(x + 32 * r);
-    const __m512i key = _mm512_xor_si512(v, _mm512_and_si512(_mm512_srai_epi16(v, 15), _mm512_set1_epi16(0x7FFF)));
-    const __mmask32 nan = _mm512_cmpgt_epi16_mask(_mm512_and_si512(v, _mm512_set1_epi16(0x7FFF)),
-                                                  _mm512_set1_epi16(0x7F80));
+    __mmask32 nan;
+    const __m512i key = bf16_keys(x + 32 * r, &nan);
     k[r] = _mm512_mask_mov_epi16(key, nan, _mm512_set1_epi16(INT16_MIN));
     a[r] = _mm512_setzero_si512();
   }
@@ -280,11 +286,9 @@ PYOPS_TARGET_AVX512 inline uint64_t codes16_signs(__m512 v, const __m512* b) {
 template <int BITS>
 PYOPS_TARGET_AVX512 inline void codes32_signs(const at::BFloat16* x, const __m512i* keys, uint8_t* dst) {
   constexpr int kBorders = (1 << BITS) - 1;
-  const __m512i v = _mm512_loadu_si512(x);
-  const __m512i key = _mm512_ternarylogic_epi32(v, _mm512_srai_epi16(v, 15), _mm512_set1_epi16(0x7FFF),
-                                                0x78);  // v ^ (sign & 0x7FFF)
-  const __mmask32 ordered = _mm512_cmple_epi16_mask(_mm512_and_si512(v, _mm512_set1_epi16(0x7FFF)),
-                                                    _mm512_set1_epi16(0x7F80));
+  __mmask32 nan;
+  const __m512i key = bf16_keys(x, &nan);
+  const __mmask32 ordered = ~nan;
   __m512i d[kBorders + 1], plane[BITS];
 #pragma GCC unroll 16
   for (int t = 1; t <= kBorders; ++t) d[t] = _mm512_subs_epi16(keys[t - 1], key);
@@ -562,8 +566,9 @@ PYOPS_TARGET_AVX512 __attribute__((flatten)) int64_t silu_codes_avx512(const T* 
 
 // fewbit_forward's SiLU at the AVX2 and AVX-512 levels: each block is encoded, then activated while
 // in L1 (at AVX-512 and <= 4 bits, both in one loop), so x is read from memory once (torch's silu_out
-// per chunk read it again: 4M fp32 on Zen 5, 2.6 ms against 1.1 ms for torch's SiLU alone).  y is torch's vectorised SiLU bit for bit; torch
-// computes each thread's last n mod 32 elements with libm's expf, which can differ in the last bit.
+// per chunk read it again: 4M fp32 on Zen 5, 2.6 ms against 1.1 ms for torch's SiLU alone).  y is
+// torch's vectorised SiLU bit for bit; torch computes each thread's last n mod 32 elements with
+// libm's expf, which can differ in the last bit.
 template <typename T>
 void silu_forward(const T* x, T* y, const Borders& borders, uint8_t* out, int64_t n, int bits) {
   const int64_t n_bytes = (n * bits + 7) / 8;
@@ -596,7 +601,7 @@ void silu_forward(const T* x, T* y, const Borders& borders, uint8_t* out, int64_
 // there is work enough for every thread, down to 256K so that there is.  At 4M, 1
 // thread, Zen 5: 2-9% faster than 256K chunks (fp32 and bf16 GELU, interleaved).
 int64_t chunk_elements(int64_t n) {
-  const int64_t per_thread = (n + at::get_num_threads() - 1) / at::get_num_threads();
+  const int64_t threads = at::get_num_threads(), per_thread = (n + threads - 1) / threads;
   return std::clamp((per_thread + kBlock - 1) / kBlock, int64_t(256), int64_t(1024)) * kBlock;
 }
 
