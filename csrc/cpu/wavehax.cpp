@@ -32,7 +32,7 @@ namespace {
 namespace wh = pyops::wavehax;
 using at::Tensor;
 
-constexpr int64_t kTile = 96;  // frames per depthwise job (a multiple of 6 and 8)
+constexpr int64_t kTile = 96;  // frames per depthwise job (a multiple of the 6, 8 and 12 frames per step)
 constexpr int64_t kBand = 32;  // frequency rows per depthwise job
 
 template <typename S>
@@ -165,15 +165,59 @@ void dw_frames(const Block<float>& a, const float* const* rows, int64_t t, float
   }
 }
 
-template <class S, int Q, int NC, int KK>
+// The same for compile-time taps KK as a sliding window: per source row the KK x NC weight vectors stay
+// in registers and each source frame is loaded once for all Q + KK - 1 (frame, tap) pairs it serves;
+// the tap-by-tap loop above reloads it per tap, one load per FMA, and is load-bound.  Each output
+// still sums its taps in the same order (rows, then taps), so the results are the same bits.
+template <class S, int Q, int NC, bool kInterior, int KK, int CC>
+void dw_frames_window(const Block<float>& a, const float* const* rows, int64_t t, float* out) {
+  using V = typename S::V;
+  constexpr int W = S::W, pad = KK / 2;
+  const int64_t C = CC ? CC : a.C;
+  for (int64_t cv = 0; cv < C; cv += W * NC) {
+    V acc[Q][NC];
+#pragma GCC unroll 16
+    for (int q = 0; q < Q; ++q)
+      for (int c = 0; c < NC; ++c) acc[q][c] = S::zero();
+    for (int64_t i = 0; i < a.KF; ++i) {
+      const float* xr = rows[i] + cv;
+      const float* w = a.dw + i * KK * C + cv;
+      V wv[KK][NC];
+#pragma GCC unroll 16
+      for (int j = 0; j < KK; ++j)
+        for (int c = 0; c < NC; ++c) wv[j][c] = S::load(w + j * C + W * c);
+#pragma GCC unroll 32
+      for (int s = 0; s < Q + KK - 1; ++s) {
+        const float* src = kInterior ? xr + (t + s - pad) * C : xr + a.tix[t + s];
+        V x[NC];
+        for (int c = 0; c < NC; ++c) x[c] = S::load(src + W * c);
+#pragma GCC unroll 16
+        for (int q = std::max(0, s - KK + 1); q <= std::min(Q - 1, s); ++q)
+          for (int c = 0; c < NC; ++c) acc[q][c] = S::fmadd(wv[s - q][c], x[c], acc[q][c]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int q = 0; q < Q; ++q)
+      for (int c = 0; c < NC; ++c) S::store(out + (t + q) * C + cv + W * c, acc[q][c]);
+  }
+}
+
+template <class S, int Q, int NC, int KK, int CC = 0>
 void dw_frames_range(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1, float* out) {
   const int64_t pad = a.KT / 2;
   int64_t t = t0;
   for (; t + Q <= t1; t += Q) {
-    if (t >= pad && t + Q - 1 + pad < a.T)
+    const bool interior = t >= pad && t + Q - 1 + pad < a.T;
+    if constexpr (KK > 0) {
+      if (interior)
+        dw_frames_window<S, Q, NC, true, KK, CC>(a, rows, t, out);
+      else
+        dw_frames_window<S, Q, NC, false, KK, CC>(a, rows, t, out);
+    } else if (interior) {
       dw_frames<S, Q, NC, true, KK>(a, rows, t, out);
-    else
+    } else {
       dw_frames<S, Q, NC, false, KK>(a, rows, t, out);
+    }
   }
   for (; t < t1; ++t) dw_frames<S, 1, NC, false, KK>(a, rows, t, out);
 }
@@ -181,9 +225,12 @@ void dw_frames_range(const Block<float>& a, const float* const* rows, int64_t t0
 // Frames [t0, t1) of one output row, then their channel sums (re-read from L1/L2).
 template <class S>
 void dw_row(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1, float* out, double* stats) {
-  // the official kernels' 7 time taps get unrolled; other sizes loop
-  if (a.C % (2 * S::W) == 0 && a.KT == 7)
-    dw_frames_range<S, 6, 2, 7>(a, rows, t0, t1, out);
+  // the official kernels' 7 time taps as a sliding window (its 32 channels as a constant: the source
+  // offsets become immediates, ~20% of this pass at 241 x 1000 x 32); other sizes loop over the taps
+  if (a.KT == 7 && a.C == 32)
+    dw_frames_range<S, S::W == 16 ? 12 : 6, 1, 7, 32>(a, rows, t0, t1, out);
+  else if (a.KT == 7)
+    dw_frames_range<S, S::W == 16 ? 12 : 6, 1, 7>(a, rows, t0, t1, out);
   else if (a.C % (2 * S::W) == 0)
     dw_frames_range<S, 6, 2, 0>(a, rows, t0, t1, out);
   else
@@ -243,6 +290,14 @@ void pointwise(const Block<float>& a, int64_t p0, float* h, const float* const* 
                float* A, float* U) {
   const int64_t C = a.C, H = a.H;
   const float* resid[P];
+  // h (written a whole pass ago) and x stream in from DRAM at long lengths: ask for the rows of 4
+  // groups ahead (4-7% of the block at 241 x 1000 x 32); 16 floats = one cache line
+  constexpr int64_t kAhead = 4 * P;
+  if (p0 + kAhead + P <= a.B * a.F * a.T)
+    for (int64_t o = (p0 + kAhead) * C; o < (p0 + kAhead + P) * C; o += 16) {
+      __builtin_prefetch(h + o);
+      __builtin_prefetch(a.x + o);
+    }
   for (int p = 0; p < P; ++p) {
     const float* hp = h + (p0 + p) * C;
     for (int64_t c = 0; c < C; c += S::W)
