@@ -2,10 +2,11 @@
 //  * convnext2d_block on channels-last [B, F, T, C]: pass 1 writes the depthwise KFxKT reflect
 //    convolution and each position's channel sum and sum of squares; the norm statistics follow
 //    (per utterance or per frame); pass 2 runs normalise -> PW1 -> GELU -> PW2 -> layer scale ->
-//    residual for 6 positions at a time, the hidden activations staying in L1, and writes the
-//    result over the DW buffer.  float32 with C and hidden multiples of 16 takes AVX-512 code at the
-//    AVX-512 level, multiples of 8 AVX2+FMA code (chosen at run time; one source over vector traits);
-//    other shapes, float64 and other CPUs take the scalar loops.
+//    residual for 6 positions at a time (the vector kernels fold a per-utterance norm into PW1), the
+//    hidden activations staying in L1, and writes the result over the DW buffer.  float32 with C
+//    and hidden multiples of 16 takes AVX-512 code at the AVX-512 level, multiples of 8 AVX2+FMA
+//    code (chosen at run time; one source over vector traits); other shapes, float64 and other CPUs
+//    take the scalar loops.
 //  * harmonic_prior: the closed-form sum of harmonics, phase accumulated in float64 per utterance.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -98,10 +99,21 @@ void pointwise_scalar(const Block<T>& a, const T* h, const T* x, const T* scale,
   }
 }
 
+// Pass 2's norm for the vector kernels: each row normalised into scratch (scale, shift per group), or,
+// per utterance, folded into the first pointwise layer, diag(scale) W1 and b1 + W1^T shift, so that
+// PW1 reads h itself (no normalising pass).
+struct Norm {
+  bool framewise;
+  const float* scale;  // [groups, C]
+  const float* shift;
+  const float* w1;  // [B, C, H], the folded layer per utterance; null: normalise the rows
+  const float* b1;  // [B, H]
+};
+
 // One ISA's float32 vector kernels (below): pass 1 per output row, pass 2 per range of positions.
 struct Kernels {
   void (*dw_row)(const Block<float>&, const float* const*, int64_t, int64_t, float*, double*);
-  void (*pointwise)(const Block<float>&, bool, const float*, const float*, int64_t, int64_t, float*);
+  void (*pointwise)(const Block<float>&, const Norm&, int64_t, int64_t, float*);
 };
 
 // ---------------------------------------------------------------- AVX2 / AVX-512 (float32, W | C and H)
@@ -284,10 +296,11 @@ void mm_rows(const float* A, int64_t lda, int64_t K, const float* W, int64_t N, 
   if (n0 < N) mm_tile<S, P, 1, kGelu>(A, lda, K, W, N, bias, n0, resid, out, ldo);
 }
 
-// P positions starting at flat index p0 (rows of h / x / out, C apart); A: [P, C], U: [P, H] scratch.
+// P positions starting at flat index p0 (rows of h / x / out, C apart) through the first layer w1, b1;
+// scale, shift: each row's norm (null: folded into w1, b1); A: [P, C], U: [P, H] scratch.
 template <class S, int P>
-void pointwise(const Block<float>& a, int64_t p0, float* h, const float* const* scale, const float* const* shift,
-               float* A, float* U) {
+void pointwise(const Block<float>& a, int64_t p0, float* h, const float* w1, const float* b1,
+               const float* const* scale, const float* const* shift, float* A, float* U) {
   const int64_t C = a.C, H = a.H;
   const float* resid[P];
   // h (written a whole pass ago) and x stream in from DRAM at long lengths: ask for the rows of 4
@@ -299,38 +312,45 @@ void pointwise(const Block<float>& a, int64_t p0, float* h, const float* const* 
       __builtin_prefetch(a.x + o);
     }
   for (int p = 0; p < P; ++p) {
-    const float* hp = h + (p0 + p) * C;
-    for (int64_t c = 0; c < C; c += S::W)
-      S::store(A + p * C + c, S::fmadd(S::load(hp + c), S::load(scale[p] + c), S::load(shift[p] + c)));
     resid[p] = a.x + (p0 + p) * C;
+    if (scale) {
+      const float* hp = h + (p0 + p) * C;
+      for (int64_t c = 0; c < C; c += S::W)
+        S::store(A + p * C + c, S::fmadd(S::load(hp + c), S::load(scale[p] + c), S::load(shift[p] + c)));
+    }
   }
-  mm_rows<S, P, true>(A, C, C, a.w1t, H, a.b1, nullptr, U, H);
+  mm_rows<S, P, true>(scale ? A : h + p0 * C, C, C, w1, H, b1, nullptr, U, H);  // U is whole before h is overwritten
   mm_rows<S, P, false>(U, H, H, a.w2t, C, a.b2, resid, h + p0 * C, C);
 }
 
 // Pass 2 over positions [lo, hi): P at a time, then one by one.
 template <class S>
-void pointwise_range(const Block<float>& a, bool framewise, const float* scale, const float* shift, int64_t lo,
-                     int64_t hi, float* h) {
+void pointwise_range(const Block<float>& a, const Norm& n, int64_t lo, int64_t hi, float* h) {
   // AVX2: 6 x 2 accumulators, 2 weight vectors and a broadcast fill the 16 ymm; AVX-512 measured
   // no faster with 8 or 12 (Zen 5)
   constexpr int P = 6;
   std::vector<float> A((size_t)(P * a.C)), U((size_t)(P * a.H));
   const float *sc[P], *sh[P];
-  int64_t p = lo;
-  for (; p + P <= hi; p += P) {
-    for (int q = 0; q < P; ++q) {
-      const int64_t g = norm_group(a, framewise, p + q);
-      sc[q] = scale + g * a.C;
-      sh[q] = shift + g * a.C;
+  const auto norms = [&](int64_t p, int q) {
+    const int64_t g = norm_group(a, n.framewise, p + q);
+    sc[q] = n.scale + g * a.C;
+    sh[q] = n.shift + g * a.C;
+  };
+  const bool fold = n.w1 != nullptr;
+  const int64_t len = a.F * a.T;
+  for (int64_t p = lo; p < hi;) {  // folded: P rows at a time within one utterance
+    const int64_t b = p / len, end = fold ? std::min(hi, (b + 1) * len) : hi;
+    const float* w1 = fold ? n.w1 + b * a.C * a.H : a.w1t;
+    const float* b1 = fold ? n.b1 + b * a.H : a.b1;
+    for (; p + P <= end; p += P) {
+      if (!fold)
+        for (int q = 0; q < P; ++q) norms(p, q);
+      pointwise<S, P>(a, p, h, w1, b1, fold ? nullptr : sc, sh, A.data(), U.data());
     }
-    pointwise<S, P>(a, p, h, sc, sh, A.data(), U.data());
-  }
-  for (; p < hi; ++p) {
-    const int64_t g = norm_group(a, framewise, p);
-    sc[0] = scale + g * a.C;
-    sh[0] = shift + g * a.C;
-    pointwise<S, 1>(a, p, h, sc, sh, A.data(), U.data());
+    for (; p < end; ++p) {
+      if (!fold) norms(p, 0);
+      pointwise<S, 1>(a, p, h, w1, b1, fold ? nullptr : sc, sh, A.data(), U.data());
+    }
   }
 }
 
@@ -338,19 +358,17 @@ PYOPS_TARGET_AVX512 __attribute__((flatten)) void dw_row_avx512(const Block<floa
                                                             int64_t t0, int64_t t1, float* out, double* stats) {
   dw_row<Avx512>(a, rows, t0, t1, out, stats);
 }
-PYOPS_TARGET_AVX512 __attribute__((flatten)) void pointwise_avx512(const Block<float>& a, bool framewise,
-                                                               const float* scale, const float* shift, int64_t lo,
+PYOPS_TARGET_AVX512 __attribute__((flatten)) void pointwise_avx512(const Block<float>& a, const Norm& n, int64_t lo,
                                                                int64_t hi, float* h) {
-  pointwise_range<Avx512>(a, framewise, scale, shift, lo, hi, h);
+  pointwise_range<Avx512>(a, n, lo, hi, h);
 }
 PYOPS_TARGET_AVX2 __attribute__((flatten)) void dw_row_avx2(const Block<float>& a, const float* const* rows, int64_t t0,
                                                         int64_t t1, float* out, double* stats) {
   dw_row<Avx2>(a, rows, t0, t1, out, stats);
 }
-PYOPS_TARGET_AVX2 __attribute__((flatten)) void pointwise_avx2(const Block<float>& a, bool framewise,
-                                                           const float* scale, const float* shift, int64_t lo,
+PYOPS_TARGET_AVX2 __attribute__((flatten)) void pointwise_avx2(const Block<float>& a, const Norm& n, int64_t lo,
                                                            int64_t hi, float* h) {
-  pointwise_range<Avx2>(a, framewise, scale, shift, lo, hi, h);
+  pointwise_range<Avx2>(a, n, lo, hi, h);
 }
 constexpr Kernels kAvx512Kernels{dw_row_avx512, pointwise_avx512}, kAvx2Kernels{dw_row_avx2, pointwise_avx2};
 #endif
@@ -405,10 +423,28 @@ void block_impl(const Block<T>& a, bool framewise, double eps, const T* gamma, c
       shift[g * C + c] = (T)((double)beta[c] - mean * rstd * (double)gamma[c]);
     }
   }
+  std::vector<float> w1, b1;  // the vector kernels' per-utterance first layer (see Norm)
+  if constexpr (std::is_same_v<T, float>) {
+    if (simd && !framewise) {
+      const int64_t H = a.H;
+      w1.resize((size_t)(B * C * H));
+      b1.resize((size_t)(B * H));
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < H; ++k) {
+          double acc = a.b1[k];
+          for (int64_t c = 0; c < C; ++c) {
+            w1[(b * C + c) * H + k] = scale[b * C + c] * a.w1t[c * H + k];
+            acc += (double)shift[b * C + c] * a.w1t[c * H + k];
+          }
+          b1[b * H + k] = (float)acc;
+        }
+    }
+  }
   at::parallel_for(0, B * F * Tn, 256, [&](int64_t lo, int64_t hi) {
     if constexpr (std::is_same_v<T, float>) {
       if (simd) {
-        simd->pointwise(a, framewise, scale.data(), shift.data(), lo, hi, h);
+        simd->pointwise(a, Norm{framewise, scale.data(), shift.data(), w1.empty() ? nullptr : w1.data(), b1.data()},
+                        lo, hi, h);
         return;
       }
     }
