@@ -7,7 +7,8 @@
 //    and hidden multiples of 16 takes AVX-512 code at the AVX-512 level, multiples of 8 AVX2+FMA
 //    code (chosen at run time; one source over vector traits); other shapes, float64 and other CPUs
 //    take the scalar loops.
-//  * harmonic_prior: the closed-form sum of harmonics, phase accumulated in float64 per utterance.
+//  * harmonic_prior: the closed-form sum of harmonics, phase accumulated in float64 per utterance,
+//    its sines vectorised at the AVX-512 level.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -495,6 +496,53 @@ Tensor convnext2d_block(const Tensor& x_, const Tensor& dw_weight, const Tensor&
 }
 
 // ---------------------------------------------------------------- harmonic prior
+// sin(x) for |x| < kSinMax, written to vectorise (libm's sin does not): x = n pi/2 + r with n the
+// nearest integer (r by fma with pi/2 in two parts, exact to well below an ulp of r), then the Taylor
+// series of sin and cos on |r| <= pi/4 through r^13 and r^14 (truncation < 3e-14 of the result),
+// chosen and signed by n mod 4.  Rounding by adding 1.5 * 2^52: GCC vectorises neither rint nor
+// floor while floating-point traps may be enabled.
+constexpr double kSinMax = double(1 << 30);
+PYOPS_ALWAYS_INLINE double round_small(double x) {  // to nearest, |x| < 2^51
+  constexpr double kMagic = 6755399441055744.0;      // 1.5 * 2^52
+  return (x + kMagic) - kMagic;
+}
+PYOPS_ALWAYS_INLINE double sin_reduced(double x) {
+  constexpr double kPio2Hi = 1.5707963267948966, kPio2Lo = 6.123233995736766e-17;  // pi/2 - kPio2Hi
+  const double n = round_small(x * (2.0 / wh::kPi));
+  const double r = std::fma(-n, kPio2Lo, std::fma(-n, kPio2Hi, x)), r2 = r * r;
+  // Horner in r^2 with the coefficients +-1/j! (j! exact in double for j <= 22)
+  double sp = 1.0 / 6227020800.0;                                                   // 1/13!
+  sp = std::fma(sp, r2, -1.0 / 39916800.0), sp = std::fma(sp, r2, 1.0 / 362880.0);  // 11!, 9!
+  sp = std::fma(sp, r2, -1.0 / 5040.0), sp = std::fma(sp, r2, 1.0 / 120.0), sp = std::fma(sp, r2, -1.0 / 6.0);
+  double cp = -1.0 / 87178291200.0;                                                  // 1/14!
+  cp = std::fma(cp, r2, 1.0 / 479001600.0), cp = std::fma(cp, r2, -1.0 / 3628800.0);  // 12!, 10!
+  cp = std::fma(cp, r2, 1.0 / 40320.0), cp = std::fma(cp, r2, -1.0 / 720.0), cp = std::fma(cp, r2, 1.0 / 24.0);
+  const double sin_r = std::fma(sp * r2, r, r), cos_r = std::fma(std::fma(cp, r2, -0.5), r2, 1.0);
+  const double q = n - 4.0 * round_small(n * 0.25 - 0.375);  // n mod 4: floor(n / 4) for integer n
+  const double v = (q == 1.0 || q == 3.0) ? cos_r : sin_r;
+  return q >= 2.0 ? -v : v;
+}
+
+// The prior's voiced samples of one frame (k harmonics of amplitude amp, k + 1 < 2 kSinMax / pi):
+// out = (float)(amp harmonic_sum(theta)) + noise, harmonic_sum as in pyops/wavehax.h with sin_reduced.
+PYOPS_ALWAYS_INLINE void prior_samples_body(const double* cycles, int64_t n, double k, double amp, const float* noise,
+                                            float* out) {
+#pragma omp simd
+  for (int64_t s = 0; s < n; ++s) {
+    const double theta = wh::cycles_to_theta(cycles[s]), half = sin_reduced(0.5 * theta);
+    const double v = sin_reduced(0.5 * k * theta) * sin_reduced(0.5 * (k + 1) * theta) / half;
+    out[s] = (float)(amp * (half == 0.0 ? 0.0 : v)) + noise[s];
+  }
+}
+// An AVX-512 copy only: GCC vectorises the loop's selects with masks there, but for AVX2 it leaves
+// them as branches (its compares may trap), and scalar sin_reduced is no faster than libm's.
+#if defined(PYOPS_ISA_X86)
+PYOPS_TARGET_AVX512 void prior_samples_avx512(const double* c, int64_t n, double k, double amp, const float* noise,
+                                              float* out) {
+  prior_samples_body(c, n, k, amp, noise, out);
+}
+#endif
+
 Tensor harmonic_prior(const Tensor& f0_, const Tensor& noise_, const Tensor& phase0_, int64_t hop, int64_t sample_rate,
                       double power_factor) {
   wavehax_args::check_prior("wavehax_harmonic_prior", f0_, noise_, phase0_, hop, sample_rate, power_factor);
@@ -522,7 +570,15 @@ Tensor harmonic_prior(const Tensor& f0_, const Tensor& noise_, const Tensor& pha
       }
     }
   });
+  // Each span of a frame: its phases serially, then its samples, vectorised (at the AVX-512 level)
+  // where no argument reaches kSinMax; else with libm's sin.
+  bool avx512 = false;
+#if defined(PYOPS_ISA_X86)
+  avx512 = isa::active() == isa::kAvx512;
+#endif
+  constexpr int64_t kSpan = 256;
   at::parallel_for(0, B * chunks, 1, [&](int64_t lo, int64_t hi) {
+    double cyc[kSpan];
     for (int64_t j = lo; j < hi; ++j) {
       const int64_t b = j / chunks, i0 = j % chunks * kFrames;
       double cycles = start[(size_t)j];
@@ -530,11 +586,20 @@ Tensor harmonic_prior(const Tensor& f0_, const Tensor& noise_, const Tensor& pha
         const float f = pf[b * N + i];
         const double k = wh::harmonic_count(f, sr);
         const double amp = wh::harmonic_amplitude(f, sr, power_factor), radius = (double)f / (double)sr;
-        const int64_t base = (b * N + i) * hop;
-        for (int64_t s = 0; s < hop; ++s) {
-          cycles = wh::advance_phase(cycles, radius);
-          const double v = k ? amp * wh::harmonic_sum(wh::cycles_to_theta(cycles), k) : 0.0;
-          po[base + s] = (float)v + pn[base + s];
+        [[maybe_unused]] const bool vec = avx512 && k && 0.5 * (k + 1) * wh::kPi < kSinMax;
+        for (int64_t s0 = (b * N + i) * hop, end = s0 + hop; s0 < end; s0 += kSpan) {
+          const int64_t n = std::min(kSpan, end - s0);
+          for (int64_t s = 0; s < n; ++s) cyc[s] = cycles = wh::advance_phase(cycles, radius);
+#if defined(PYOPS_ISA_X86)
+          if (vec) {
+            prior_samples_avx512(cyc, n, k, amp, pn + s0, po + s0);
+            continue;
+          }
+#endif
+          for (int64_t s = 0; s < n; ++s) {
+            const double v = k ? amp * wh::harmonic_sum(wh::cycles_to_theta(cyc[s]), k) : 0.0;
+            po[s0 + s] = (float)v + pn[s0 + s];
+          }
         }
       }
     }
