@@ -348,11 +348,13 @@ def test_prior_on_every_isa(cpu_isa):
     f0 = torch.exp(torch.empty(2, 1, 300).uniform_(-11.5, 9.4, generator=g))
     f0[0, 0, :6] = torch.tensor([1.9e-5, 1.7e-5, 1e-5, 0.0, 11999.0, 12000.0])
     f0[1, 0, ::5] = 0.0
-    args = [f0, 0.01 * torch.randn(2, 1, 300 * HOP, generator=g), torch.rand(2, generator=g, dtype=torch.float64),
-            HOP, SR, 0.1]
-    got = PRIOR(*args)
-    _library.set_cpu_isa("scalar")
-    assert_same(got, PRIOR(*args))
+    for hop in (HOP, 600):  # frames of one span and of three (256 samples each, the last short)
+        args = [f0, 0.01 * torch.randn(2, 1, 300 * hop, generator=g), torch.rand(2, generator=g, dtype=torch.float64),
+                hop, SR, 0.1]
+        _library.set_cpu_isa(cpu_isa)
+        got = PRIOR(*args)
+        _library.set_cpu_isa("scalar")
+        assert_same(got, PRIOR(*args))
     speech = [60 + 340 * torch.rand(1, 1, 50, generator=g), 0.01 * torch.randn(1, 1, 50 * HOP, generator=g),
               torch.rand(1, generator=g, dtype=torch.float64)]
     _library.set_cpu_isa(cpu_isa)
