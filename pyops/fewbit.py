@@ -198,6 +198,8 @@ class FewBitActivation:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(f"fewbit.{self.name}", x)
+        if not (x.requires_grad and torch.is_grad_enabled()):
+            return self.fn(x)  # no backward will run (inference, no_grad): the plain activation, no codes
         borders, levels = self._tables(x.device)
         if self.builtin:
             return _apply(x, borders, levels, self.bits, self.name)[0]

@@ -289,6 +289,28 @@ def test_forward_is_torch_and_backward_is_levels_times_grad(name):
     assert_same(x.grad, levels[torch.bucketize(x.detach(), borders)] * g)
 
 
+def test_no_codes_without_a_backward(monkeypatch):
+    """Under no_grad / inference_mode, or for an input that needs no gradient, the activation is the
+    plain function (torch's bits) and no codes are made; with a backward ahead it is the fused op."""
+    calls = []
+    apply, encode = fewbit._apply, fewbit._encode
+    monkeypatch.setattr(fewbit, "_apply", lambda *a: calls.append(a[-1]) or apply(*a))
+    monkeypatch.setattr(fewbit, "_encode", lambda *a: calls.append("encode") or encode(*a))
+    act, custom = fewbit.activation("silu", 3), fewbit.activation(torch.tanh, 2)
+    x = torch.randn(1000) * 3
+    with torch.no_grad():
+        assert_same(act(x.clone().requires_grad_()), torch.nn.functional.silu(x))
+        assert_same(custom(x.clone().requires_grad_()), torch.tanh(x))
+    with torch.inference_mode():
+        assert_same(act(x), torch.nn.functional.silu(x))
+    assert_same(act(x), torch.nn.functional.silu(x))  # x needs no gradient
+    assert_same(custom(x), torch.tanh(x))
+    assert calls == []
+    assert act(x.clone().requires_grad_()).grad_fn is not None
+    assert custom(x.clone().requires_grad_()).grad_fn is not None
+    assert calls == ["silu", "encode"]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", sorted(fewbit.FUNCTIONS))
 def test_fused_forward_matches_torch_and_reference_codes(backend, name):
