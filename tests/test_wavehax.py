@@ -349,8 +349,8 @@ def test_prior_on_every_isa(cpu_isa):
     f0[0, 0, :6] = torch.tensor([1.9e-5, 1.7e-5, 1e-5, 0.0, 11999.0, 12000.0])
     f0[1, 0, ::5] = 0.0
     for hop in (HOP, 600):  # frames of one span and of three (256 samples each, the last short)
-        args = [f0, 0.01 * torch.randn(2, 1, 300 * hop, generator=g), torch.rand(2, generator=g, dtype=torch.float64),
-                hop, SR, 0.1]
+        noise = 0.01 * torch.randn(2, 1, 300 * hop, generator=g)
+        args = [f0, noise, torch.rand(2, generator=g, dtype=torch.float64), hop, SR, 0.1]
         _library.set_cpu_isa(cpu_isa)
         got = PRIOR(*args)
         _library.set_cpu_isa("scalar")
