@@ -150,13 +150,13 @@ void gelu(V& v) {
 }
 
 // Q consecutive output frames t.. of one row, W NC channels at a time (Q NC accumulators hide the
-// FMA latency); kInterior: no frame is reflected, so source addresses need no offset table.
-// KK: the time taps KT as a compile-time constant (0: a.KT at run time).
-template <class S, int Q, int NC, bool kInterior, int KK>
+// FMA latency), any time taps a.KT; kInterior: no frame is reflected, so source addresses need no
+// offset table.
+template <class S, int Q, int NC, bool kInterior>
 void dw_frames(const Block<float>& a, const float* const* rows, int64_t t, float* out) {
   using V = typename S::V;
   constexpr int W = S::W;
-  const int64_t C = a.C, KF = a.KF, K = KK ? KK : a.KT, pad = K / 2;
+  const int64_t C = a.C, KF = a.KF, K = a.KT, pad = K / 2;
   for (int64_t cv = 0; cv < C; cv += W * NC) {
     V acc[Q][NC];
     for (int q = 0; q < Q; ++q)
@@ -215,24 +215,26 @@ void dw_frames_window(const Block<float>& a, const float* const* rows, int64_t t
   }
 }
 
+// Q frames at t: the sliding window for compile-time taps KK, the tap loop for KK = 0.
+template <class S, int Q, int NC, bool kInterior, int KK, int CC>
+void dw_frames_any(const Block<float>& a, const float* const* rows, int64_t t, float* out) {
+  if constexpr (KK > 0)
+    dw_frames_window<S, Q, NC, kInterior, KK, CC>(a, rows, t, out);
+  else
+    dw_frames<S, Q, NC, kInterior>(a, rows, t, out);
+}
+
 template <class S, int Q, int NC, int KK, int CC = 0>
 void dw_frames_range(const Block<float>& a, const float* const* rows, int64_t t0, int64_t t1, float* out) {
   const int64_t pad = a.KT / 2;
   int64_t t = t0;
   for (; t + Q <= t1; t += Q) {
-    const bool interior = t >= pad && t + Q - 1 + pad < a.T;
-    if constexpr (KK > 0) {
-      if (interior)
-        dw_frames_window<S, Q, NC, true, KK, CC>(a, rows, t, out);
-      else
-        dw_frames_window<S, Q, NC, false, KK, CC>(a, rows, t, out);
-    } else if (interior) {
-      dw_frames<S, Q, NC, true, KK>(a, rows, t, out);
-    } else {
-      dw_frames<S, Q, NC, false, KK>(a, rows, t, out);
-    }
+    if (t >= pad && t + Q - 1 + pad < a.T)
+      dw_frames_any<S, Q, NC, true, KK, CC>(a, rows, t, out);
+    else
+      dw_frames_any<S, Q, NC, false, KK, CC>(a, rows, t, out);
   }
-  for (; t < t1; ++t) dw_frames<S, 1, NC, false, KK>(a, rows, t, out);
+  for (; t < t1; ++t) dw_frames_any<S, 1, NC, false, KK, CC>(a, rows, t, out);
 }
 
 // Frames [t0, t1) of one output row, then their channel sums (re-read from L1/L2).
